@@ -1,0 +1,76 @@
+"""Configuration: one dataclass per concern, serialisable to JSON and stored in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from textseg import MODEL_SIZE
+
+T = TypeVar("T")
+
+
+@dataclass
+class DataConfig:
+    """Which datasets to read and how examples are sampled."""
+
+    roots: dict[str, str] = field(default_factory=dict)  # class name -> dataset root
+    image_size: int = MODEL_SIZE
+    negative_rate: float = 0.3  # probability of a prompt of the other class with an empty target
+    val_fraction: float = 0.15  # held back from train when a root has no valid split
+    flip: bool = True
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Frozen encoders and the trainable decoder."""
+
+    visual_model: str = "vit_base_patch16_224"
+    visual_weights: str = "random"  # "pretrained", "random", or a path to a state dict / safetensors file
+    visual_layers: tuple[int, ...] = (-1,)  # transformer blocks whose tokens are used; -1 is the last
+    text_model: str = "ViT-B/32"
+    text_weights: str = "random"  # "pretrained", "random", or a path to a CLIP .pt file
+    decoder: str = "refine"  # "seed" or "refine"
+    dim: int = 512
+    heads: int = 8
+    refine_width: int = 32  # channels of the refinement branch's first stage
+    refine_size: int = MODEL_SIZE  # resolution the refinement branch sees
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, checkpoints and run control."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    save_interval: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    cache: str = "memory"  # memory | disk | none
+    max_minutes: float | None = None
+    amp: bool = True  # mixed precision on CUDA only
+    num_workers: int = 0
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-safe dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a config dataclass from a dict, rejecting unknown keys and restoring tuples."""
+    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown settings {unknown}; known: {sorted(names)}")
+    values = {}
+    for key, value in data.items():
+        default = getattr(cls(), key)
+        values[key] = tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
+    return cls(**values)

@@ -1,0 +1,104 @@
+"""Reading images and masks robustly, and writing files atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageReadError(ValueError):
+    """An image or mask file that cannot be read; the message names the file."""
+
+
+def is_image_file(path: Path) -> bool:
+    """True if the path has an image extension we read."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _open(path: Path) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such image file")
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageReadError(f"{path}: cannot read image ({exc}); is the file corrupt or truncated?") from exc
+    return img
+
+
+def to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Convert a PIL image of any mode (L, LA, P, RGBA, I;16, I, F, CMYK) to uint8 RGB (H, W, 3)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8)
+        return np.repeat(arr[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Load an image file as uint8 RGB (H, W, 3); grayscale, RGBA and 16-bit inputs are converted."""
+    return to_rgb_array(_open(Path(path)))
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """Load a mask file as bool (H, W): any non-zero pixel of the first channel is foreground."""
+    img = _open(Path(path))
+    arr = np.asarray(img)
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    return arr > 0
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file without decoding its pixels."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageReadError(f"{path}: cannot read image header ({exc})") from exc
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def save_mask(mask: np.ndarray, path: str | Path) -> None:
+    """Write a bool/0-1/0-255 mask as a single-channel 0/255 PNG, atomically."""
+    arr = (np.asarray(mask) > 0).astype(np.uint8) * 255
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr, mode="L").save(tmp, format="PNG")
+
+
+def save_rgb(image: np.ndarray, path: str | Path, quality: int = 95) -> None:
+    """Write a uint8 RGB array as PNG or JPEG (by extension), atomically."""
+    fmt = "JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    with atomic_path(path) as tmp:
+        kwargs = {"quality": quality} if fmt == "JPEG" else {}
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format=fmt, **kwargs)
