@@ -1,0 +1,289 @@
+"""Layouts, pairing, photo-grouped splits, data specs and the SegDataset."""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from textseg.data import (
+    DatasetError,
+    SegDataset,
+    add_data_arguments,
+    available_splits,
+    collect_split,
+    detect_layout,
+    list_samples,
+    load_target,
+    parse_data_specs,
+    photo_key,
+    split_train_val,
+)
+from textseg.images import load_mask
+from textseg.labels import LabelError, extract_masks
+from textseg.prompts import PROMPTS
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+
+
+def copy_sample(tmp_path: Path, name: str) -> Path:
+    dst = tmp_path / name
+    shutil.copytree(SAMPLE / name, dst)
+    return dst
+
+
+def masks_root(tmp_path: Path, images: dict[str, Image.Image], masks: dict[str, np.ndarray], split="train") -> Path:
+    """A seed-layout root with the given images (name -> PIL image) and masks (stem -> bool array)."""
+    root = tmp_path / "root"
+    (root / split / "images").mkdir(parents=True, exist_ok=True)
+    (root / split / "masks").mkdir(parents=True, exist_ok=True)
+    for name, img in images.items():
+        img.save(root / split / "images" / name)
+    for stem, m in masks.items():
+        Image.fromarray(m.astype(np.uint8) * 255).save(root / split / "masks" / f"{stem}.png")
+    return root
+
+
+# ----------------------------------------------------------------------------- layouts and pairing
+
+def test_detect_layout_on_vendored_roots(tmp_path):
+    assert detect_layout(SAMPLE / "cracks" / "train") == "masks"
+    assert detect_layout(SAMPLE / "cracks" / "test") == "coco"
+    assert detect_layout(SAMPLE / "drywall" / "train") == "coco"
+    assert detect_layout(SAMPLE / "cracks-yolo" / "train") == "yolo"
+    assert available_splits(SAMPLE / "cracks") == ["train", "test"]
+    (tmp_path / "odd" / "pics").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"unknown layout \(found \['pics'\]\)"):
+        detect_layout(tmp_path / "odd")
+    with pytest.raises(FileNotFoundError, match="no such split folder"):
+        detect_layout(tmp_path / "missing")
+
+
+def test_list_samples_each_layout():
+    seed = list_samples(SAMPLE / "cracks", "train", "cracks")
+    assert len(seed) == 8 and all(s.mask and s.mask.stem == s.image.stem and s.cls == "crack" for s in seed)
+    coco = list_samples(SAMPLE / "drywall", "train", "taping")
+    assert len(coco) == 13 and all(s.mask is None and s.coco.name == "_annotations.coco.json" for s in coco)
+    yolo = list_samples(SAMPLE / "cracks-yolo", "train", "crack")
+    assert len(yolo) == 2 and all(s.mask is None and s.label.stem == s.image.stem for s in yolo)
+
+
+def test_in_memory_targets_equal_extracted_masks(tmp_path):
+    drywall = copy_sample(tmp_path, "drywall")
+    before = {s.image.name: load_target(s) for s in list_samples(drywall, "train", "taping")}
+    extract_masks(drywall)
+    after = list_samples(drywall, "train", "taping")
+    assert all(s.mask is not None for s in after)
+    for s in after:
+        assert np.array_equal(load_target(s), before[s.image.name])
+    assert sum(not m.any() for m in before.values()) == 1
+    yolo = list_samples(SAMPLE / "cracks-yolo", "train", "crack")
+    assert all(load_target(s).shape == (640, 640) and load_target(s).sum() > 1000 for s in yolo)
+
+
+def test_pairing_errors_are_listed_together(tmp_path):
+    cracks = copy_sample(tmp_path, "cracks")
+    masks = sorted((cracks / "train" / "masks").iterdir())
+    masks[0].unlink()
+    masks[1].unlink()
+    shutil.copy(masks[2], cracks / "train" / "masks" / "stray.png")
+    with pytest.raises(DatasetError) as err:
+        list_samples(cracks, "train", "crack")
+    msg = str(err.value)
+    assert "3 problems" in msg and "masks layout" in msg
+    assert f"image without mask: images/{masks[0].stem}.jpg" in msg
+    assert f"image without mask: images/{masks[1].stem}.jpg" in msg
+    assert "mask without image: masks/stray.png" in msg
+
+
+def test_pairing_errors_yolo_and_coco(tmp_path):
+    yolo = copy_sample(tmp_path, "cracks-yolo")
+    label = next((yolo / "train" / "labels").iterdir())
+    label.rename(label.with_name("other.txt"))
+    with pytest.raises(DatasetError, match=r"(?s)2 problems.*image without label.*label without image: labels/other.txt"):
+        list_samples(yolo, "train", "crack")
+    drywall = copy_sample(tmp_path, "drywall")
+    shutil.copy(next((drywall / "train").glob("*.jpg")), drywall / "train" / "unlisted.jpg")
+    next(p for p in (drywall / "train").glob("IMG_*.jpg")).unlink()
+    with pytest.raises(DatasetError, match=r"(?s)listed in _annotations.coco.json but missing: IMG_.*image not listed in _annotations.coco.json: unlisted.jpg"):
+        list_samples(drywall, "train", "taping")
+
+
+# ----------------------------------------------------------------------------- photo-grouped splits
+
+def test_photo_key():
+    assert photo_key(Path("IMG_8217_JPG_jpg.rf.50251caa320981a7ec3404abbc546504.jpg")) == "IMG_8217_JPG"
+    assert photo_key("a/2000x1500_15_resized_jpg.rf.501b.jpg") == "2000x1500_15_resized"
+    assert photo_key("1066-dat_png_jpg.rf.35fe.jpg") == "1066-dat_png"
+    assert photo_key("x/plain_photo.png") == "plain_photo"
+
+
+def test_split_train_val_keeps_copies_together_and_is_deterministic():
+    samples = list_samples(SAMPLE / "drywall", "train", "taping")
+    train, val = split_train_val(samples, 0.3, seed=0)
+    assert len(train) + len(val) == 13 and val and train
+    assert not {photo_key(s.image) for s in train} & {photo_key(s.image) for s in val}
+    assert (train, val) == split_train_val(list(samples), 0.3, seed=0)
+    assert len({photo_key(s.image) for s in val}) == round(9 * 0.3)  # 9 distinct photos
+    seeds = {tuple(s.image.name for s in split_train_val(samples, 0.3, seed=k)[1]) for k in range(6)}
+    assert len(seeds) > 1
+
+
+def test_split_train_val_extra_groups_merge_photos():
+    samples = list_samples(SAMPLE / "cracks", "train", "crack")  # 8 distinct photos
+    group = {samples[0].image, samples[1].image, samples[2].image}
+    for seed in range(10):
+        train, val = split_train_val(samples, 0.25, seed, groups=[group])
+        sides = {s.image in {v.image for v in val} for s in samples[:3]}
+        assert len(sides) == 1
+    with pytest.raises(ValueError, match="val_fraction 1.0"):
+        split_train_val(samples, 1.0, 0)
+
+
+def test_collect_split_carves_valid_from_train():
+    roots = {"crack": SAMPLE / "cracks", "taping": SAMPLE / "drywall"}
+    train = collect_split(roots, "train", val_fraction=0.3, seed=1)
+    valid = collect_split(roots, "valid", val_fraction=0.3, seed=1)
+    test = collect_split({"crack": SAMPLE / "cracks"}, "test")
+    names = lambda xs: {s.image for s in xs}  # noqa: E731
+    assert not names(train) & names(valid)
+    assert len(train) + len(valid) == 8 + 13
+    assert {s.cls for s in valid} == {"crack", "taping"} and all(s.split == "train" for s in valid)
+    assert len(test) == 4 and all(s.split == "test" for s in test)
+    with pytest.raises(DatasetError, match=r"no test/ split \(found \['train'\]\) for class taping"):
+        collect_split(roots, "test")
+
+
+# ----------------------------------------------------------------------------- specs
+
+def test_parse_data_specs(tmp_path):
+    roots = parse_data_specs([f"drywall={SAMPLE / 'drywall'}"], cracks_path=SAMPLE / "cracks")
+    assert list(roots) == ["crack", "taping"] and roots["taping"] == SAMPLE / "drywall"
+    with pytest.raises(ValueError, match="unknown class 'mold'"):
+        parse_data_specs([f"mold={SAMPLE}"])
+    with pytest.raises(ValueError, match="expected CLASS=ROOT"):
+        parse_data_specs([str(SAMPLE)])
+    with pytest.raises(FileNotFoundError, match="--data crack=.*nope does not exist"):
+        parse_data_specs([f"crack={tmp_path / 'nope'}"])
+    with pytest.raises(ValueError, match="class 'crack' given twice"):
+        parse_data_specs([f"crack={SAMPLE / 'cracks'}"], cracks_path=SAMPLE / "cracks")
+    parser = argparse.ArgumentParser()
+    add_data_arguments(parser)
+    args = parser.parse_args(["--data", "crack=a", "--data", "taping=b", "--drywall-path", "c"])
+    assert args.data == ["crack=a", "taping=b"] and args.drywall_path == Path("c") and args.cracks_path is None
+
+
+# ----------------------------------------------------------------------------- SegDataset
+
+def test_dataset_items_shapes_and_values():
+    samples = collect_split({"crack": SAMPLE / "cracks", "taping": SAMPLE / "drywall"}, "train", 0.0)
+    ds = SegDataset(samples[:3] + samples[-2:], image_size=32)
+    item = ds[0]
+    assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
+    assert 0.0 <= item["image"].min() and item["image"].max() <= 1.0 and item["image"].max() > 0.2
+    assert item["mask"].shape == (1, 32, 32) and set(item["mask"].unique().tolist()) <= {0.0, 1.0}
+    assert item["prompt"] in PROMPTS["crack"] and item["cls"] == "crack" and item["negative"] is False
+    assert item["flip"] == 0 and item["index"] == 0 and item["path"].endswith(".jpg")
+    assert ds[4]["cls"] == "taping" and ds[4]["prompt"] in PROMPTS["taping"]
+
+
+def test_negative_and_prompt_sampling_statistics():
+    samples = list_samples(SAMPLE / "cracks", "train", "crack")
+    ds = SegDataset(samples * 100, negative_rate=0.3, flip=True, seed=3)  # draws only; nothing is loaded
+    draws = [ds.draw(i) for i in range(len(ds))]
+    negatives = [d for d in draws if d[0]]
+    assert 0.26 < len(negatives) / len(draws) < 0.34
+    assert all(p in PROMPTS["taping"] for _, p, _ in negatives)
+    assert all(p in PROMPTS["crack"] for n, p, _ in draws if not n)
+    assert len({p for n, p, _ in draws if not n}) == len(PROMPTS["crack"])
+    assert 0.45 < np.mean([f for _, _, f in draws]) < 0.55
+    assert [ds.draw(i) for i in range(50)] == draws[:50]  # pure function of (seed, epoch, index)
+    ds.set_epoch(1)
+    epoch1 = [ds.draw(i) for i in range(len(ds))]
+    assert epoch1 != draws
+    ds.set_epoch(0)
+    assert [ds.draw(i) for i in range(len(ds))] == draws
+    assert SegDataset(samples, negative_rate=0.0).draw(0)[0] is False
+    with pytest.raises(ValueError, match="negative_rate 1.5"):
+        SegDataset(samples, negative_rate=1.5)
+
+
+def test_negative_items_have_empty_masks_and_preload_matches():
+    samples = list_samples(SAMPLE / "cracks", "train", "crack")
+    ds = SegDataset(samples, image_size=48, negative_rate=0.5, flip=True, seed=0)
+    pre = SegDataset(samples, image_size=48, negative_rate=0.5, flip=True, seed=0, preload=True)
+    seen = set()
+    for i in range(len(ds)):
+        a, b = ds[i], pre[i]
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"]) and a["prompt"] == b["prompt"]
+        if a["negative"]:
+            assert a["mask"].sum() == 0 and a["prompt"] in PROMPTS["taping"]
+        else:
+            assert a["mask"].sum() > 0
+        seen.add(a["negative"])
+    assert seen == {True, False}
+
+
+def test_image_and_mask_stay_aligned_after_resize_and_flip(tmp_path):
+    arr = np.zeros((60, 90, 3), np.uint8)
+    target = np.zeros((60, 90), bool)
+    arr[10:40, 5:30] = (255, 0, 0)  # a red block on the left, and its mask
+    target[10:40, 5:30] = True
+    root = masks_root(tmp_path, {"a.png": Image.fromarray(arr)}, {"a": target})
+    ds = SegDataset(list_samples(root, "train", "crack"), image_size=30, flip=True, seed=0)
+    flips = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        red = item["image"][0] > 0.5  # (30, 30)
+        mask = item["mask"][0] > 0.5
+        flips.add(item["flip"])
+        assert (red == mask).float().mean() > 0.98
+        left = mask[:, :15].sum() > mask[:, 15:].sum()
+        assert left == (item["flip"] == 0)
+    assert flips == {0, 1}
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16", "P"])
+def test_grayscale_rgba_16bit_images_load_as_rgb(tmp_path, mode):
+    base = np.tile(np.linspace(0, 255, 40, dtype=np.uint8), (20, 1))
+    if mode == "I;16":
+        img = Image.fromarray(base.astype(np.uint16) * 257)
+    elif mode == "RGBA":
+        img = Image.fromarray(np.dstack([base, base, base, np.full_like(base, 255)]))
+    else:
+        img = Image.fromarray(base).convert(mode)
+    target = np.zeros((20, 40), bool)
+    target[:, 20:] = True
+    root = masks_root(tmp_path, {"a.png": img}, {"a": target})
+    item = SegDataset(list_samples(root, "train", "crack"), image_size=16)[0]
+    assert item["image"].shape == (3, 16, 16)
+    assert torch.allclose(item["image"][0], item["image"][2], atol=0.02)  # grey stays grey
+    assert item["image"][0, :, -1].mean() > 0.9 and item["image"][0, :, 0].mean() < 0.1
+    assert item["mask"][0, :, 8:].all() and not item["mask"][0, :, :8].any()
+
+
+def test_size_mismatch_between_image_and_mask(tmp_path):
+    root = masks_root(tmp_path, {"a.png": Image.new("RGB", (40, 20))}, {"a": np.zeros((10, 10), bool)})
+    with pytest.raises(DatasetError, match="a.png: image is 40x20 but its mask is 10x10"):
+        SegDataset(list_samples(root, "train", "crack"))[0]
+    assert load_mask(root / "train" / "masks" / "a.png").shape == (10, 10)
+
+
+def test_coco_root_with_custom_categories_lists_and_loads_after_extraction(tmp_path):
+    drywall = copy_sample(tmp_path, "drywall")
+    json_path = drywall / "train" / "_annotations.coco.json"
+    data = json.loads(json_path.read_text())
+    data["categories"] = [{"id": 0, "name": "walls", "supercategory": "none"}, {"id": 1, "name": "line", "supercategory": "walls"}]
+    json_path.write_text(json.dumps(data))
+    samples = list_samples(drywall, "train", "taping")  # listing needs no class mapping
+    with pytest.raises(LabelError, match="run textseg extract-masks with --class-map 'line=crack'"):
+        load_target(samples[0])
+    extract_masks(drywall, class_map={"line": "taping"})
+    samples = list_samples(drywall, "train", "taping")
+    assert all(s.mask is not None for s in samples)
+    assert sum(load_target(s).any() for s in samples) == 12

@@ -1,0 +1,342 @@
+"""Datasets: layouts per split, pairing images with masks or labels, photo-grouped splits, and the torch Dataset.
+
+A dataset root holds one class and split folders train/, valid/, test/, each in one of three layouts:
+"masks" (images/ + masks/, optionally labels/), "yolo" (images/ + labels/*.txt) or "coco" (images and
+_annotations.coco.json side by side, optionally masks/ written by `textseg extract-masks`). Samples
+without a mask file are rasterised from their labels in memory (load_target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import random
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from textseg import CLASSES, MODEL_SIZE
+from textseg.images import image_size, is_image_file, load_image, load_mask
+from textseg.labels import COCO_JSON, coco_mask, read_coco, read_coco_images, yolo_mask
+from textseg.prompts import normalise_class, other_class, sample_prompt
+
+logger = logging.getLogger(__name__)
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+_ROBOFLOW_SUFFIX = re.compile(r"[_-](jpe?g|png|bmp|webp|tiff?)$", re.IGNORECASE)
+
+
+class DatasetError(ValueError):
+    """A dataset folder that cannot be used as is; the message lists every offending file."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of one class; mask None means the target is rasterised from label or coco in memory."""
+
+    image: Path
+    mask: Path | None
+    cls: str
+    split: str
+    root: Path
+    label: Path | None = None  # YOLO txt
+    coco: Path | None = None  # COCO json
+
+
+# ----------------------------------------------------------------------------- CLI specs
+
+def parse_data_specs(specs: Sequence[str] | None, cracks_path: str | Path | None = None,
+                     drywall_path: str | Path | None = None) -> dict[str, Path]:
+    """{class: root} from "CLASS=ROOT" strings (aliases: cracks, drywall, joint) and the seed's two options."""
+    pairs: list[tuple[str, str, str]] = []
+    for spec in specs or []:
+        if "=" not in spec:
+            raise ValueError(f"--data {spec!r}: expected CLASS=ROOT, e.g. crack=data/cracks or taping=data/drywall")
+        name, root = spec.split("=", 1)
+        pairs.append((normalise_class(name), root, f"--data {spec}"))
+    if cracks_path is not None:
+        pairs.append(("crack", str(cracks_path), f"--cracks-path {cracks_path}"))
+    if drywall_path is not None:
+        pairs.append(("taping", str(drywall_path), f"--drywall-path {drywall_path}"))
+    roots: dict[str, Path] = {}
+    for cls, root, origin in pairs:
+        if cls in roots:
+            raise ValueError(f"{origin}: class {cls!r} given twice (already {roots[cls]}); give one root per class")
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"{origin}: dataset root {path} does not exist")
+        roots[cls] = path
+    return {cls: roots[cls] for cls in CLASSES if cls in roots}
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --data CLASS=ROOT (repeatable), --cracks-path and --drywall-path."""
+    parser.add_argument("--data", action="append", default=[], metavar="CLASS=ROOT",
+                        help=f"a dataset root for a class ({'/'.join(CLASSES)}); repeatable")
+    parser.add_argument("--cracks-path", type=Path, default=None, help="same as --data crack=PATH")
+    parser.add_argument("--drywall-path", type=Path, default=None, help="same as --data taping=PATH")
+
+
+# ----------------------------------------------------------------------------- layouts and pairing
+
+def detect_layout(split_dir: str | Path) -> str:
+    """"coco" (json in the folder), "masks" (images/ + masks/) or "yolo" (images/ + labels/)."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"{split_dir}: no such split folder")
+    if (split_dir / COCO_JSON).is_file():
+        return "coco"
+    if (split_dir / "images").is_dir() and (split_dir / "masks").is_dir():
+        return "masks"
+    if (split_dir / "images").is_dir() and (split_dir / "labels").is_dir():
+        return "yolo"
+    found = sorted(p.name for p in split_dir.iterdir())[:10]
+    raise DatasetError(
+        f"{split_dir}: unknown layout (found {found}); expected images/ + masks/, images/ + labels/, "
+        f"or images with {COCO_JSON}"
+    )
+
+
+def available_splits(root: str | Path) -> list[str]:
+    """The split folders (train/valid/test) present under a dataset root."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such dataset root")
+    return [s for s in SPLITS if (root / s).is_dir()]
+
+
+def _by_stem(paths: list[Path], what: str, errors: list[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in out:
+            errors.append(f"two {what} named {p.stem!r}: {out[p.stem].name}, {p.name}")
+        out[p.stem] = p
+    return out
+
+
+def _files(folder: Path, images: bool) -> list[Path]:
+    """Visible files of a folder (image files only if `images`), sorted; [] if the folder is absent."""
+    if not folder.is_dir():
+        return []
+    files = (p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in files if is_image_file(p) or not images)
+
+
+def _pair(split_dir: Path, images: dict[str, Path], others: dict[str, Path], kind: str, errors: list[str]) -> None:
+    for stem, image in images.items():
+        if stem not in others:
+            errors.append(f"image without {kind}: {image.relative_to(split_dir)}")
+    for stem, other in others.items():
+        if stem not in images:
+            errors.append(f"{kind} without image: {other.relative_to(split_dir)}")
+
+
+def list_samples(root: str | Path, split: str, cls: str) -> list[Sample]:
+    """Samples of one split, paired by basename; missing or extra files raise one DatasetError listing all."""
+    root, cls = Path(root), normalise_class(cls)
+    split_dir = root / split
+    layout = detect_layout(split_dir)
+    errors: list[str] = []
+    if layout == "coco":
+        samples = _coco_samples(root, split, cls, errors)
+    else:
+        images = _by_stem(_files(split_dir / "images", True), "images", errors)
+        labels = _by_stem([p for p in _files(split_dir / "labels", False) if p.suffix == ".txt"], "labels", errors)
+        if layout == "masks":
+            masks = _by_stem(_files(split_dir / "masks", True), "masks", errors)
+            _pair(split_dir, images, masks, "mask", errors)
+        else:
+            masks = {}
+            _pair(split_dir, images, labels, "label", errors)
+        samples = [Sample(img, masks.get(s), cls, split, root, label=labels.get(s)) for s, img in images.items()]
+    if errors:
+        shown = "\n  ".join(errors[:50]) + (f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else "")
+        raise DatasetError(f"{split_dir} ({layout} layout): {len(errors)} problems:\n  {shown}")
+    if not samples:
+        raise DatasetError(f"{split_dir} ({layout} layout): no images")
+    return samples
+
+
+def _coco_samples(root: Path, split: str, cls: str, errors: list[str]) -> list[Sample]:
+    split_dir = root / split
+    json_path = split_dir / COCO_JSON
+    listed = set(_coco_images(json_path, json_path.stat().st_mtime_ns))
+    images = {p.name: p for p in _files(split_dir, True)}
+    has_masks = (split_dir / "masks").is_dir()
+    masks = _by_stem(_files(split_dir / "masks", True), "masks", errors) if has_masks else {}
+    for name in sorted(listed - set(images)):
+        errors.append(f"listed in {COCO_JSON} but missing: {name}")
+    for name in sorted(set(images) - listed):
+        errors.append(f"image not listed in {COCO_JSON}: {name}")
+    present = {Path(n).stem: images[n] for n in sorted(listed & set(images))}
+    if has_masks:
+        _pair(split_dir, present, masks, "mask", errors)
+    return [Sample(img, masks.get(s), cls, split, root, coco=json_path) for s, img in present.items()]
+
+
+@lru_cache(maxsize=16)
+def _coco_images(json_path: Path, mtime_ns: int) -> dict[str, dict]:
+    """read_coco_images, cached per file version."""
+    return read_coco_images(json_path)
+
+
+@lru_cache(maxsize=16)
+def _coco_export(json_path: Path, mtime_ns: int):  # noqa: ANN202 - cached CocoExport
+    """read_coco, cached per file version."""
+    return read_coco(json_path)
+
+
+def load_target(sample: Sample) -> np.ndarray:
+    """The sample's mask as bool (H, W): the mask file, or its labels rasterised at the image's size."""
+    if sample.mask is not None:
+        return load_mask(sample.mask)
+    width, height = image_size(sample.image)
+    if sample.label is not None:
+        return yolo_mask(sample.label, width, height)
+    if sample.coco is not None:
+        export = _coco_export(sample.coco, sample.coco.stat().st_mtime_ns)
+        return coco_mask(export, sample.image.name, size=(width, height))
+    raise DatasetError(f"{sample.image}: sample has no mask, label or COCO file")
+
+
+# ----------------------------------------------------------------------------- photo-grouped splits
+
+def photo_key(path: str | Path) -> str:
+    """The original photo of a file: Roboflow's `<original>_jpg.rf.<hash>.jpg` -> `<original>`, else the stem."""
+    name = Path(path).name
+    if ".rf." in name:
+        return _ROBOFLOW_SUFFIX.sub("", name.split(".rf.", 1)[0])
+    return Path(name).stem
+
+
+def _photo_groups(samples: Sequence[Sample], groups: Sequence[set[Path]] | None) -> list[str]:
+    """Group key per sample: its photo key, merged (union-find) with any extra groups of copies."""
+    keys = [f"{s.cls}/{photo_key(s.image)}" for s in samples]
+    parent = {k: k for k in keys}
+
+    def find(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    by_path = {Path(s.image): k for s, k in zip(samples, keys)}
+    for group in groups or []:
+        members = sorted(find(by_path[Path(p)]) for p in group if Path(p) in by_path)
+        for m in members[1:]:
+            parent[find(m)] = find(members[0])
+    return [find(k) for k in keys]
+
+
+def split_train_val(samples: Sequence[Sample], val_fraction: float, seed: int,
+                    groups: Sequence[set[Path]] | None = None) -> tuple[list[Sample], list[Sample]]:
+    """Deterministic train/val split by photo (per class), so copies of one photo stay on one side."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction {val_fraction} must be in [0, 1)")
+    keys = _photo_groups(samples, groups)
+    val_keys: set[str] = set()
+    for cls in sorted({s.cls for s in samples}):
+        cls_keys = sorted({k for s, k in zip(samples, keys) if s.cls == cls})
+        n_val = round(len(cls_keys) * val_fraction)
+        if val_fraction > 0 and len(cls_keys) >= 2:
+            n_val = min(max(n_val, 1), len(cls_keys) - 1)
+        ranked = sorted(cls_keys, key=lambda k: hashlib.sha1(f"{seed}:{k}".encode()).hexdigest())
+        val_keys |= set(ranked[:n_val])
+    train = [s for s, k in zip(samples, keys) if k not in val_keys]
+    val = [s for s, k in zip(samples, keys) if k in val_keys]
+    return train, val
+
+
+def collect_split(roots: dict[str, str | Path], split: str, val_fraction: float = 0.15, seed: int = 0) -> list[Sample]:
+    """Samples of a split over {class: root}; without valid/, "valid" is a photo-grouped part carved from train."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    out: list[Sample] = []
+    for cls, root in roots.items():
+        cls, root = normalise_class(cls), Path(root)
+        present = available_splits(root)
+        if split in present and not (split == "train" and "valid" not in present):
+            out.extend(list_samples(root, split, cls))
+        elif split in ("train", "valid") and "train" in present:
+            train, val = split_train_val(list_samples(root, "train", cls), val_fraction, seed)
+            logger.info("%s: no valid/ split; holding back %d of %d train images as valid", root, len(val), len(train) + len(val))
+            out.extend(train if split == "train" else val)
+        else:
+            raise DatasetError(f"{root}: no {split}/ split (found {present or 'none'}) for class {cls}")
+    return out
+
+
+# ----------------------------------------------------------------------------- torch Dataset
+
+def _resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image (H, W, 3) uint8 bilinear and mask (H, W) bool nearest, both to (size, size)."""
+    img = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    msk = np.array(Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)) > 127
+    return img, msk.astype(np.uint8)
+
+
+class SegDataset(torch.utils.data.Dataset):
+    """Image, mask and a sampled prompt per sample; negatives pair a prompt of the other class with an empty mask.
+
+    Call set_epoch before iterating an epoch; DataLoader workers copy the dataset when an iterator starts,
+    so use persistent_workers=False (the default) for set_epoch to reach them.
+    """
+
+    def __init__(self, samples: Sequence[Sample], image_size: int = MODEL_SIZE, negative_rate: float = 0.0,
+                 flip: bool = False, seed: int = 0, preload: bool = False) -> None:
+        if not 0.0 <= negative_rate <= 1.0:
+            raise ValueError(f"negative_rate {negative_rate} must be in [0, 1]")
+        self.samples = list(samples)
+        self.image_size = image_size
+        self.negative_rate = negative_rate
+        self.flip = flip
+        self.seed = seed
+        self.epoch = 0
+        self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+        if preload:
+            self._cache = [self._load(i) for i in tqdm(range(len(self.samples)), desc="loading", disable=len(self.samples) < 100)]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch; prompt, negative and flip are a pure function of (seed, epoch, index)."""
+        self.epoch = int(epoch)
+
+    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Resized image (S, S, 3) uint8 and mask (S, S) uint8 0/1."""
+        sample = self.samples[index]
+        image, mask = load_image(sample.image), load_target(sample)
+        if image.shape[:2] != mask.shape:
+            raise DatasetError(f"{sample.image}: image is {image.shape[1]}x{image.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}")
+        return _resize_pair(image, mask, self.image_size)
+
+    def draw(self, index: int) -> tuple[bool, str, int]:
+        """(negative, prompt, flip) of an index at the current epoch."""
+        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
+        negative = rng.random() < self.negative_rate
+        cls = self.samples[index].cls
+        prompt = sample_prompt(other_class(cls) if negative else cls, rng)
+        flip = int(rng.random() < 0.5) if self.flip else 0
+        return negative, prompt, flip
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self._cache[index] if self._cache is not None else self._load(index)
+        negative, prompt, flip = self.draw(index)
+        if flip:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        image_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0  # (3, S, S)
+        mask_t = torch.from_numpy(np.ascontiguousarray(mask)).float()[None]  # (1, S, S)
+        if negative:
+            mask_t = torch.zeros_like(mask_t)
+        sample = self.samples[index]
+        return {"image": image_t, "mask": mask_t, "prompt": prompt, "cls": sample.cls, "negative": negative,
+                "flip": flip, "path": str(sample.image), "index": index}

@@ -1,0 +1,79 @@
+"""Text prompts per class, and the class names and aliases users may type."""
+
+from __future__ import annotations
+
+import random
+
+from textseg import CLASSES
+
+PROMPTS: dict[str, tuple[str, ...]] = {
+    "crack": (
+        "segment crack",
+        "crack",
+        "wall crack",
+        "segment wall crack",
+        "crack in the wall",
+        "hairline crack",
+        "cracked plaster",
+        "concrete crack",
+    ),
+    "taping": (
+        "segment taping area",
+        "taping area",
+        "drywall seam",
+        "joint tape",
+        "drywall joint",
+        "segment drywall seam",
+        "taped joint",
+        "joint compound seam",
+    ),
+}
+"""Prompts per class; the first of each is the canonical one used for evaluation."""
+
+CLASS_ALIASES: dict[str, str] = {
+    "crack": "crack",
+    "cracks": "crack",
+    "taping": "taping",
+    "tape": "taping",
+    "drywall": "taping",
+    "joint": "taping",
+    "joints": "taping",
+    "seam": "taping",
+    "seams": "taping",
+}
+"""Names accepted on the command line for each class (case-insensitive)."""
+
+
+def normalise_class(name: str) -> str:
+    """The class a user-typed name means ("cracks" -> "crack", "drywall" -> "taping"); ValueError if none."""
+    cls = CLASS_ALIASES.get(str(name).strip().lower())
+    if cls is None:
+        raise ValueError(f"unknown class {name!r}; use one of {list(CLASSES)} (aliases: {sorted(CLASS_ALIASES)})")
+    return cls
+
+
+def _check(cls: str) -> str:
+    if cls not in PROMPTS:
+        raise ValueError(f"unknown class {cls!r}; expected one of {list(CLASSES)}")
+    return cls
+
+
+def all_prompts() -> list[str]:
+    """Every prompt of every class, in class order."""
+    return [p for cls in CLASSES for p in PROMPTS[cls]]
+
+
+def sample_prompt(cls: str, rng: random.Random) -> str:
+    """One prompt of `cls`, drawn uniformly with `rng`."""
+    return rng.choice(PROMPTS[_check(cls)])
+
+
+def other_class(cls: str) -> str:
+    """The class that is not `cls` (there are two)."""
+    _check(cls)
+    return next(c for c in CLASSES if c != cls)
+
+
+def canonical_prompt(cls: str) -> str:
+    """The fixed prompt of a class: "segment crack" / "segment taping area"."""
+    return PROMPTS[_check(cls)][0]
