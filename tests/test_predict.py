@@ -1,0 +1,253 @@
+"""Segmenter and `textseg predict`: original-size outputs, batching, encode-once, odd inputs, bad inputs."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from textseg.checkpoint import CheckpointError, save_checkpoint
+from textseg.cli import main
+from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
+from textseg.decoder import build_decoder
+from textseg.encoders import build_encoders, encoder_identity
+from textseg.images import load_image, load_mask
+from textseg.predict import Prediction, Segmenter, to_rgb, token_strings
+from textseg.viz import overlay
+
+TINY = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="refine", dim=32, heads=8, refine_width=8, refine_size=64)
+
+
+def make_checkpoint(path: Path, model_cfg: ModelConfig = TINY, data_cfg: DataConfig | None = None) -> Path:
+    """A loadable checkpoint of an untrained tiny model (random encoders and decoder)."""
+    visual, text = build_encoders(model_cfg)
+    decoder = build_decoder(model_cfg, visual.out_dim, text.out_dim)
+    configs = {"data": to_dict(data_cfg or DataConfig()), "model": to_dict(model_cfg), "train": to_dict(TrainConfig(epochs=1))}
+    payload = {"decoder": decoder.state_dict(), "epoch": 1, "configs": configs, "encoders": encoder_identity(visual, text), "metrics": {}}
+    return save_checkpoint(path, payload)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
+
+
+@pytest.fixture(scope="module")
+def seg(ckpt: Path) -> Segmenter:
+    return Segmenter.from_checkpoint(ckpt, device="cpu")
+
+
+def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 170, np.uint8)
+    img[h // 2 - 2 : h // 2 + 2] = 40  # a dark horizontal "crack"
+    return np.clip(img + rng.integers(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def _save(tmp: Path, name: str, h: int = 50, w: int = 80, seed: int = 0) -> Path:
+    path = tmp / name
+    Image.fromarray(_photo(h, w, seed)).save(path)
+    return path
+
+
+def test_prediction_at_original_size_with_attention(seg: Segmenter) -> None:
+    (pred,) = seg.predict([_photo(50, 80)], "segment crack", threshold=0.3, return_attention=True)
+    assert isinstance(pred, Prediction)
+    assert pred.prob.shape == (50, 80) and pred.prob.dtype == np.float32
+    assert pred.mask.dtype == bool and (pred.mask == (pred.prob > 0.3)).all()
+    assert 0.0 <= pred.prob.min() <= pred.prob.max() <= 1.0
+    assert pred.tokens == ["<start>", "segment", "crack", "<end>"] and pred.prompt == "segment crack"
+    assert pred.attention.shape == (8, 196, 77)
+    assert np.allclose(pred.attention.sum(-1), 1.0, atol=1e-5)  # softmax over text tokens
+    assert np.abs(pred.attention[..., len(pred.tokens) :]).max() == 0.0  # never attends to padding
+    lower = pred.with_threshold(0.1)
+    assert (lower.mask == (pred.prob > 0.1)).all() and lower.threshold == 0.1 and lower.prob is pred.prob
+    assert seg.predict([_photo(50, 80)], "segment crack")[0].attention is None
+    stats = pred.stats()
+    assert stats["width"] == 80 and stats["height"] == 50
+    assert stats["foreground_pixels"] == int(pred.mask.sum())
+    assert stats["foreground_fraction"] == pytest.approx(pred.mask.mean())
+
+
+def test_batched_equals_one_at_a_time(seg: Segmenter) -> None:
+    images = [_photo(50, 80, 0), _photo(64, 64, 1), _photo(31, 47, 2), _photo(50, 80, 4)]
+    prompts = ["segment crack", "drywall seam", "segment crack", "wall crack"]
+    batched = seg.predict(images, prompts, batch_size=3)
+    single = [seg.predict([img], [p], batch_size=1)[0] for img, p in zip(images, prompts)]
+    for b, s, img in zip(batched, single, images):
+        assert b.prob.shape == img.shape[:2]
+        np.testing.assert_allclose(b.prob, s.prob, atol=1e-5)
+        assert b.prompt == s.prompt
+    assert not np.allclose(batched[0].prob, batched[3].prob)  # different image and prompt, different map
+    with pytest.raises(ValueError, match="2 prompts for 4 images"):
+        seg.predict(images, ["a", "b"])
+
+
+def test_encode_once_then_many_prompts(seg: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"visual": 0, "text": 0}
+    visual_forward, text_forward = seg.visual.forward, seg.text.forward
+
+    def count(name, fn):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(seg.visual, "forward", count("visual", visual_forward))
+    monkeypatch.setattr(seg.text, "forward", count("text", text_forward))
+    seg._prompts.clear()
+    encoded = seg.encode_image(_photo(50, 80))
+    assert encoded.size == (50, 80) and encoded.image.shape == (3, 224, 224)
+    first = seg.predict_encoded(encoded, "hairline crack", threshold=0.4)
+    second = seg.predict_encoded(encoded, "taped joint", threshold=0.4, return_attention=True)
+    again = seg.predict_encoded(encoded, "hairline crack", threshold=0.9)
+    assert calls == {"visual": 1, "text": 2}  # one ViT pass; text features cached per prompt
+    assert second.attention.shape == (8, 196, 77)
+    np.testing.assert_allclose(first.prob, again.prob)
+    assert again.mask.sum() <= first.mask.sum()
+    direct = seg.predict([_photo(50, 80)], "hairline crack")[0]
+    np.testing.assert_allclose(first.prob, direct.prob, atol=1e-5)
+
+
+def test_grayscale_rgba_and_16bit_inputs(seg: Segmenter, tmp_path: Path) -> None:
+    gray = (np.arange(50 * 80).reshape(50, 80) % 256).astype(np.uint8)
+    Image.fromarray(gray, mode="L").save(tmp_path / "gray.png")
+    rgba = np.dstack([_photo(50, 80), np.full((50, 80), 255, np.uint8)])
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    deep = (gray.astype(np.uint16) * 257)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    paths = [tmp_path / "gray.png", tmp_path / "rgba.png", tmp_path / "deep.png"]
+    preds = seg.predict(paths, "segment crack")
+    assert [p.prob.shape for p in preds] == [(50, 80)] * 3
+    assert [p.source for p in preds] == [str(p) for p in paths]
+    np.testing.assert_array_equal(to_rgb(deep), load_image(tmp_path / "deep.png"))
+    np.testing.assert_array_equal(to_rgb(gray), np.repeat(gray[..., None], 3, axis=2))
+    np.testing.assert_array_equal(to_rgb(rgba), _photo(50, 80))
+    np.testing.assert_allclose(preds[0].prob, preds[2].prob, atol=1e-5)  # 16-bit = same gray levels
+    np.testing.assert_allclose(seg.predict([rgba], "segment crack")[0].prob, preds[1].prob, atol=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        to_rgb(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_prompt_errors_and_overlong_warning(seg: Segmenter) -> None:
+    with pytest.raises(ValueError, match="empty prompt"):
+        seg.predict([_photo(20, 20)], "   ")
+    with pytest.raises(ValueError, match="threshold"):
+        seg.predict([_photo(20, 20)], "crack", threshold=1.5)
+    with pytest.warns(UserWarning, match="longer than CLIP"):
+        (pred,) = seg.predict([_photo(20, 20)], "crack " * 100)
+    assert pred.prob.shape == (20, 20) and len(pred.tokens) == 77
+    assert token_strings([49406, 15615, 10334, 49407, 0, 0]) == ["<start>", "segment", "crack", "<end>"]
+
+
+def test_bad_checkpoints_and_device(ckpt: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt.*truncated, corrupt"):
+        Segmenter.from_checkpoint(truncated, device="cpu")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    with pytest.raises(CheckpointError, match="foreign.pt: not a textseg checkpoint"):
+        Segmenter.from_checkpoint(foreign, device="cpu")
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        Segmenter.from_checkpoint(tmp_path / "nothing.pt", device="cpu")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        Segmenter.from_checkpoint(ckpt, device="tpu")
+
+
+def test_encoder_override_must_match_checkpoint(ckpt: Path, tmp_path: Path) -> None:
+    same = Segmenter.from_checkpoint(ckpt, device="cpu", visual_weights="random", text_weights="random")
+    assert same.model_cfg.visual_weights == "random"
+    import timm
+
+    other = tmp_path / "vit_tiny_other.pth"
+    torch.manual_seed(123)
+    torch.save(timm.create_model("vit_tiny_patch16_224", pretrained=False).state_dict(), other)
+    with pytest.raises(CheckpointError, match="trained with other encoders.*visual.weights"):
+        Segmenter.from_checkpoint(ckpt, device="cpu", visual_weights=str(other))
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_writes_original_size_mask_and_red_overlay(seg: Segmenter, ckpt: Path, tmp_path: Path, capsys) -> None:
+    a, b = _save(tmp_path, "wall_a.jpg", 50, 80, 0), _save(tmp_path, "wall_b.png", 64, 48, 1)
+    probs = [p.prob for p in seg.predict([a, b], "segment crack")]
+    threshold = float(np.median(probs[0]))  # an untrained model: pick a threshold that splits the image
+    out = tmp_path / "out"
+    code, stdout, err = _run(["predict", str(a), str(b), "--prompt", "segment crack", "--ckpt", str(ckpt),
+                              "--out", str(out), "--threshold", str(threshold), "--device", "cpu", "--batch-size", "2"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["wall_a_mask.png", "wall_a_overlay.png", "wall_b_mask.png", "wall_b_overlay.png"]
+    mask_img = Image.open(out / "wall_a_mask.png")
+    assert mask_img.size == (80, 50) and mask_img.mode == "L"
+    assert set(np.unique(np.asarray(mask_img))) == {0, 255}
+    assert Image.open(out / "wall_b_mask.png").size == (48, 64)
+    mask = load_mask(out / "wall_a_mask.png")
+    np.testing.assert_array_equal(mask, probs[0] > threshold)
+    over = np.asarray(Image.open(out / "wall_a_overlay.png").convert("RGB"))
+    rgb = load_image(a)
+    np.testing.assert_array_equal(over, overlay(rgb, mask))
+    assert (over[mask][:, 0] >= rgb[mask][:, 0]).all() and (over[~mask] == rgb[~mask]).all()  # red only on the mask
+    line = next(l for l in stdout.splitlines() if l.startswith("wall_a_mask.png"))
+    assert f"foreground {int(mask.sum())} px ({mask.mean():.2%})" in line and "unique values [0, 255]" in line and "80x50" in line
+    assert "for 2 of 2 images" in stdout
+
+
+def test_cli_bad_images_skipped_and_reported(ckpt: Path, tmp_path: Path, capsys) -> None:
+    good = _save(tmp_path, "good.png")
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(good.read_bytes()[:40])
+    missing = tmp_path / "missing.png"
+    out = tmp_path / "out"
+    code, stdout, err = _run(["predict", str(corrupt), str(good), str(missing), "--prompt", "crack",
+                              "--ckpt", str(ckpt), "--out", str(out), "--device", "cpu"], capsys)
+    assert code == 1
+    assert "2 of 3 images could not be read" in err and "corrupt.jpg" in err and "missing.png" in err
+    assert sorted(p.name for p in out.iterdir()) == ["good_mask.png", "good_overlay.png"]  # no partial or temp files
+    assert "for 1 of 3 images" in stdout
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--prompt", ""], "empty prompt"),
+        (["--prompt", "crack", "--device", "tpu"], "unknown device 'tpu'"),
+        (["--prompt", "crack", "--threshold", "2"], "threshold must be in [0, 1]"),
+    ],
+)
+def test_cli_errors_before_writing(ckpt: Path, tmp_path: Path, capsys, extra: list[str], message: str) -> None:
+    img = _save(tmp_path, "x.png")
+    out = tmp_path / "out"
+    code, _, err = _run(["predict", str(img), "--ckpt", str(ckpt), "--out", str(out), *extra], capsys)
+    assert code == 1 and message in err
+    assert not out.exists()
+
+
+def test_cli_bad_checkpoint_and_clashing_names(tmp_path: Path, ckpt: Path, capsys) -> None:
+    img = _save(tmp_path, "x.png")
+    (tmp_path / "sub").mkdir()
+    img2 = _save(tmp_path / "sub", "x.jpg")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    code, _, err = _run(["predict", str(img), "--prompt", "crack", "--ckpt", str(junk), "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and "junk.pt" in err and "cannot read checkpoint" in err
+    code, _, err = _run(["predict", str(img), str(img2), "--prompt", "crack", "--ckpt", str(ckpt), "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and "would both write x_mask.png" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_seed_decoder_checkpoint_also_predicts(tmp_path: Path) -> None:
+    cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed", dim=32, heads=8)
+    seg = Segmenter.from_checkpoint(make_checkpoint(tmp_path / "seed.pt", cfg), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (pred,) = seg.predict([_photo(33, 57)], "segment taping area", return_attention=True)
+    assert pred.prob.shape == (33, 57) and pred.attention.shape == (8, 196, 77)

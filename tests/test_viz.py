@@ -1,0 +1,142 @@
+"""Overlays, outlines, attention upsampling and the plotting helpers (figures saved and labelled)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from textseg import viz  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _image(h: int = 20, w: int = 30) -> np.ndarray:
+    return np.full((h, w, 3), 100, np.uint8)
+
+
+def _mask(h: int = 20, w: int = 30) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    m[5:15, 10:20] = True
+    return m
+
+
+def test_overlay_is_red_only_where_masked() -> None:
+    out = viz.overlay(_image(), _mask(), alpha=0.5)
+    assert out.dtype == np.uint8 and out.shape == (20, 30, 3)
+    assert tuple(out[10, 15]) == (178, 50, 50)  # 0.5 * 100 + 0.5 * (255, 0, 0), rounded
+    assert tuple(out[0, 0]) == (100, 100, 100)
+    assert (out[~_mask()] == 100).all()
+    assert tuple(viz.overlay(_image(), _mask(), color=(0, 255, 0), alpha=1.0)[10, 15]) == (0, 255, 0)
+
+
+def test_overlay_rejects_mismatched_mask() -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        viz.overlay(_image(), np.zeros((5, 5), bool))
+    with pytest.raises(ValueError, match="RGB"):
+        viz.overlay(np.zeros((20, 30), np.uint8), _mask())
+
+
+def test_mask_outline_is_the_border_ring() -> None:
+    ring = viz.mask_outline(_mask())
+    assert ring.sum() == 2 * 10 + 2 * 8  # perimeter of a 10x10 square
+    assert ring[5, 10] and ring[14, 19] and not ring[10, 15] and not ring[0, 0]
+    assert viz.mask_outline(_mask(), width=2).sum() == 36 + 2 * 8 + 2 * 6
+    full = np.ones((4, 4), bool)
+    assert viz.mask_outline(full).sum() == 12  # touches the image border
+    drawn = viz.draw_outline(_image(), _mask(), color=(255, 255, 0))
+    assert tuple(drawn[5, 12]) == (255, 255, 0) and tuple(drawn[10, 15]) == (100, 100, 100)
+
+
+def test_upsample_attention_shapes_and_values() -> None:
+    flat = np.arange(196, dtype=np.float32)
+    up = viz.upsample_attention(flat, (50, 80))
+    assert up.shape == (50, 80) and up.dtype == np.float32
+    assert up[0, 0] < up[-1, -1]  # row-major 14x14 grid: bottom-right is largest
+    const = viz.upsample_attention(np.full((14, 14), 0.25), (33, 21))
+    assert np.allclose(const, 0.25)
+    with pytest.raises(ValueError, match="square"):
+        viz.upsample_attention(np.zeros(10), (5, 5))
+
+
+def test_image_grid_with_outlines_and_credit_saves_png(tmp_path: Path) -> None:
+    path = tmp_path / "grid.png"
+    fig = viz.image_grid([_image()] * 3, [_mask(), None, _mask()], titles=["a", "b", "c"], ncols=2,
+                         suptitle="grid", credit=True, path=path)
+    assert path.is_file() and Image.open(path).size[0] > 100
+    texts = [t.get_text() for t in fig.texts]
+    assert viz.CREDIT in texts
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["a", "b", "c"]
+    assert not list(tmp_path.glob(".grid*"))  # atomic save leaves no temporary file
+    with pytest.raises(ValueError, match="3 images but 1 masks"):
+        viz.image_grid([_image()] * 3, [_mask()])
+
+
+def test_attention_figure_one_column_per_token(tmp_path: Path) -> None:
+    attn = np.random.default_rng(0).random((8, 196, 77)).astype(np.float32)
+    fig = viz.attention_figure(_image(56, 56), attn, ["<start>", "segment", "crack", "<end>"], heads="all",
+                               token_indices=[1, 2], path=tmp_path / "attn.png", credit=True)
+    assert (tmp_path / "attn.png").is_file()
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [f"head {h}" for h in range(8)] + ["mean of heads"]
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel().startswith("token")] == ["token 'segment'", "token 'crack'"]
+    assert sum(1 for ax in fig.axes if ax.get_ylabel().startswith("attention weight")) == 1  # one shared colour bar
+    fig2 = viz.prediction_figure(_image(), np.random.default_rng(0).random((20, 30)), _mask(), target=_mask())
+    assert any(ax.get_ylabel() == "P(foreground)" for ax in fig2.axes)  # colour bar labelled
+
+
+def test_training_curves_from_metrics_jsonl(tmp_path: Path) -> None:
+    rows = [
+        {"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "val": {"iou": {"crack": 0.1 * e}}, "negative_fp_rate": 0.5 / e}
+        for e in range(1, 4)
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    fig = viz.plot_training_curves(tmp_path, path=tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").is_file()
+    labels = {ax.get_ylabel(): [l.get_label() for l in ax.get_lines()] for ax in fig.axes}
+    assert labels["loss"] == ["train_loss", "val_loss"]
+    assert labels["IoU / Dice"] == ["val/iou/crack"]
+    assert labels["negative-prompt false positives"] == ["negative_fp_rate"]
+    line = fig.axes[0].get_lines()[0]
+    assert list(line.get_xdata()) == [1, 2, 3]
+    (tmp_path / "bad.jsonl").write_text('{"epoch": 1}\nnot json\n')
+    with pytest.raises(ValueError, match="bad.jsonl:2"):
+        viz.read_metrics(tmp_path / "bad.jsonl")
+    with pytest.raises(FileNotFoundError, match="no metrics file"):
+        viz.read_metrics(tmp_path / "missing")
+
+
+def _report(iou: float) -> dict:
+    sweep = {"thresholds": [0.3, 0.5, 0.7], "classes": {}}
+    classes = {}
+    for cls in ("crack", "taping"):
+        sweep["classes"][cls] = {"iou": [iou, iou + 0.1, iou], "negative_fp_rate": [0.3, 0.2, 0.1]}
+        classes[cls] = {"iou": iou, "dice": iou + 0.05, "best_threshold": 0.5}
+    return {"classes": classes, "negative_fp_rate": 0.2, "threshold_sweep": sweep, "split": "valid"}
+
+
+def test_threshold_sweep_and_run_comparison_plots(tmp_path: Path) -> None:
+    fig = viz.plot_threshold_sweep(_report(0.4), path=tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").is_file()
+    assert fig.axes[0].get_xlabel() == "threshold"
+    assert "crack best = 0.5" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    fig = viz.plot_run_comparison({"seed": _report(0.2), "refine": _report(0.5)}, path=tmp_path / "cmp.png")
+    assert (tmp_path / "cmp.png").is_file()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["seed", "refine"]
+    heights = [p.get_height() for p in ax.patches]
+    assert heights[:5] == pytest.approx([0.2, 0.25, 0.2, 0.25, 0.2])  # crack iou/dice, taping iou/dice, negative
+    with pytest.raises(ValueError, match="no reports"):
+        viz.plot_run_comparison({})

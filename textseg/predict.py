@@ -1,0 +1,441 @@
+"""Prediction: a trained decoder with its frozen encoders, batched, at each image's original size.
+
+    seg = Segmenter.from_checkpoint("outputs/runs/main/best.pt")
+    preds = seg.predict(["wall.jpg"], "segment crack")        # [Prediction(prob, mask, prompt, ...)]
+
+For interactive use the image is encoded once (`encode_image`) and any number of prompts are decoded
+against it (`predict_encoded`); text features are cached per prompt, so a new prompt never re-runs the ViT.
+
+`textseg predict IMG [IMG ...] --prompt P --ckpt RUN/best.pt --out DIR` writes `{name}_mask.png`
+(0/255, original size) and `{name}_overlay.png` (mask in red) per image and prints statistics. An
+unreadable image is reported and gets no files; the others are still written, and the command then
+exits with status 1 naming every unreadable image. Prompt, checkpoint and device errors stop the
+command before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from textseg import MODEL_SIZE
+from textseg.checkpoint import check_encoders, checkpoint_configs, load_checkpoint
+from textseg.config import DataConfig, ModelConfig
+from textseg.images import ImageReadError, is_image_file, load_image, save_mask, save_rgb, to_rgb_array
+from textseg.train import resolve_device
+
+log = logging.getLogger(__name__)
+
+ImageInput = str | Path | np.ndarray
+PROMPT_CACHE_SIZE = 256
+
+
+@dataclass
+class Prediction:
+    """One (image, prompt) result at the image's original size."""
+
+    prob: np.ndarray  # float32 (H, W) in [0, 1]
+    mask: np.ndarray  # bool (H, W): prob > threshold
+    prompt: str
+    threshold: float = 0.5
+    attention: np.ndarray | None = None  # float32 (heads, 196, 77) when asked for
+    tokens: list[str] = field(default_factory=list)  # prompt tokens, start and end markers included
+    source: str = ""  # file path, or "array[i]"
+
+    def with_threshold(self, threshold: float) -> "Prediction":
+        """The same probabilities re-thresholded (no model work: for a threshold slider)."""
+        threshold = _check_threshold(threshold)
+        return dataclasses.replace(self, mask=self.prob > threshold, threshold=threshold)
+
+    def stats(self) -> dict[str, object]:
+        """Foreground pixels and fraction, size, and the unique values of the 0/255 mask PNG."""
+        fg = int(self.mask.sum())
+        return {
+            "height": int(self.mask.shape[0]),
+            "width": int(self.mask.shape[1]),
+            "foreground_pixels": fg,
+            "foreground_fraction": fg / self.mask.size,
+            "unique_values": sorted({0, 255} if 0 < fg < self.mask.size else {255 if fg else 0}),
+            "max_prob": float(self.prob.max()),
+        }
+
+
+@dataclass
+class EncodedImage:
+    """An image's visual tokens and model-size tensor, computed once and reused for every prompt."""
+
+    tokens: torch.Tensor  # (196, Dv) on the segmenter's device
+    image: torch.Tensor  # (3, S, S) float in [0, 1] on the segmenter's device
+    size: tuple[int, int]  # original (H, W)
+    source: str = ""
+    rgb: np.ndarray | None = None  # uint8 (H, W, 3) original image, kept for overlays
+
+
+def to_rgb(image: ImageInput) -> np.ndarray:
+    """uint8 RGB (H, W, 3) from a file path or an array (grayscale, RGBA, 16-bit, float in [0, 1])."""
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or 0 in arr.shape:
+        raise ValueError(f"image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {arr.shape}")
+    if arr.dtype == np.uint16:
+        arr = np.clip(arr.astype(np.float64) / 65535.0 * 255.0, 0, 255).astype(np.uint8)  # as load_image does
+    elif arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif np.issubdtype(arr.dtype, np.floating):
+        scale = 255.0 if float(np.nanmax(arr)) <= 1.0 else 1.0
+        arr = np.clip(np.nan_to_num(arr) * scale, 0, 255).round().astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise ValueError(f"image array dtype {arr.dtype} not supported; use uint8, uint16, bool or float")
+    return to_rgb_array(Image.fromarray(np.ascontiguousarray(arr)))
+
+
+def image_tensor(rgb: np.ndarray, size: int = MODEL_SIZE) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (3, size, size) in [0, 1], resized bilinearly (as the dataset does)."""
+    resized = Image.fromarray(rgb).resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def check_prompt(prompt: object) -> str:
+    """The prompt, stripped; ValueError for a non-string or empty one."""
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt must be a string, got {type(prompt).__name__} {prompt!r}")
+    if not prompt.strip():
+        raise ValueError(f"empty prompt {prompt!r}; say what to segment, e.g. 'segment crack'")
+    return prompt.strip()
+
+
+@functools.cache
+def _clip_tokenizer():
+    """CLIP's BPE tokenizer (loaded once), used to label attention columns with words."""
+    from clip.simple_tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer()
+
+
+def token_strings(ids: Sequence[int]) -> list[str]:
+    """Readable CLIP tokens for ids up to and including end-of-text ("<start>", "segment", "crack", "<end>")."""
+    tok = _clip_tokenizer()
+    start, end = tok.encoder["<|startoftext|>"], tok.encoder["<|endoftext|>"]
+    words = []
+    for i in map(int, ids):
+        if i == start:
+            words.append("<start>")
+        elif i == end:
+            words.append("<end>")
+            break
+        elif i == 0:
+            break
+        else:
+            text = tok.decoder[i]
+            raw = bytearray(tok.byte_decoder[c] for c in text).decode("utf-8", errors="replace")
+            words.append(raw.replace("</w>", ""))
+    return words
+
+
+class Segmenter:
+    """Frozen encoders + trained decoder on one device, in eval mode, with a per-prompt text cache."""
+
+    def __init__(
+        self,
+        visual: torch.nn.Module,
+        text: torch.nn.Module,
+        decoder: torch.nn.Module,
+        model_cfg: ModelConfig,
+        data_cfg: DataConfig | None = None,
+        device: str | torch.device = "cpu",
+        checkpoint: str | Path | None = None,
+    ) -> None:
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.visual = visual.to(self.device).eval()
+        self.text = text.to(self.device).eval()
+        self.decoder = decoder.to(self.device).eval()
+        self.model_cfg = model_cfg
+        self.data_cfg = data_cfg or DataConfig()
+        self.checkpoint = str(checkpoint) if checkpoint is not None else None
+        self.image_size = int(self.data_cfg.image_size)
+        self._prompts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = OrderedDict()
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        visual_weights: str | None = None,
+        text_weights: str | None = None,
+    ) -> "Segmenter":
+        """Rebuild encoders (weights overridable, identity must match) and decoder from a training checkpoint."""
+        from textseg.decoder import build_decoder
+        from textseg.encoders import build_encoders, encoder_identity
+
+        torch_device = resolve_device(device)
+        payload = load_checkpoint(path)
+        data_cfg, model_cfg, _ = checkpoint_configs(payload)
+        overrides = {k: v for k, v in (("visual_weights", visual_weights), ("text_weights", text_weights)) if v}
+        model_cfg = dataclasses.replace(model_cfg, **overrides)
+        visual, text = build_encoders(model_cfg)
+        check_encoders(payload, encoder_identity(visual, text), path)
+        decoder = build_decoder(model_cfg, visual.out_dim, text.out_dim)
+        try:
+            decoder.load_state_dict(payload["decoder"])
+        except RuntimeError as exc:
+            raise ValueError(
+                f"{path}: decoder weights do not fit the {model_cfg.decoder!r} decoder of its config "
+                f"({str(exc).splitlines()[0]}); the checkpoint is damaged or from another version"
+            ) from exc
+        log.info("loaded %s (epoch %s, %s decoder) on %s", path, payload.get("epoch"), model_cfg.decoder, torch_device)
+        return cls(visual, text, decoder, model_cfg, data_cfg, torch_device, checkpoint=path)
+
+    # ------------------------------------------------------------------------------ encoding
+
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[ImageInput], sources: Sequence[str] | None = None) -> list[EncodedImage]:
+        """Encode a batch of images with one ViT forward; keeps each original size for upsampling."""
+        rgbs = [to_rgb(img) for img in images]
+        batch = torch.stack([image_tensor(rgb, self.image_size) for rgb in rgbs]).to(self.device)  # (B, 3, S, S)
+        tokens = self.visual(batch)  # (B, 196, Dv)
+        names = list(sources) if sources is not None else [_source_name(img, i) for i, img in enumerate(images)]
+        return [
+            EncodedImage(tokens=tokens[i], image=batch[i], size=rgb.shape[:2], source=names[i], rgb=rgb)
+            for i, rgb in enumerate(rgbs)
+        ]
+
+    def encode_image(self, image: ImageInput) -> EncodedImage:
+        """Encode one image (for the playground: once per image, then any number of prompts)."""
+        return self.encode_images([image])[0]
+
+    @torch.inference_mode()
+    def encode_prompts(self, prompts: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor, list[str]]]:
+        """Text features (77, Dt), padding (77,) and token strings per prompt; uncached prompts in one batch."""
+        prompts = [check_prompt(p) for p in prompts]
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._prompts]
+        if missing:
+            ids = self.text.tokenize(missing).to(self.device)  # (M, 77); warns and truncates past 77 tokens
+            features, padding = self.text(ids)  # (M, 77, Dt), (M, 77)
+            for i, p in enumerate(missing):
+                self._prompts[p] = (features[i], padding[i], token_strings(ids[i].tolist()))
+        entries = []
+        for p in prompts:
+            self._prompts.move_to_end(p)
+            entries.append(self._prompts[p])
+        while len(self._prompts) > max(PROMPT_CACHE_SIZE, len(missing)):
+            self._prompts.popitem(last=False)
+        return entries
+
+    def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """Text features (77, Dt), padding (77,) and token strings for one prompt; cached per prompt."""
+        return self.encode_prompts([prompt])[0]
+
+    # ------------------------------------------------------------------------------ decoding
+
+    @torch.inference_mode()
+    def decode(
+        self, encoded: Sequence[EncodedImage], prompts: Sequence[str], return_attention: bool = False
+    ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """Probabilities at each image's original size for (encoded[i], prompts[i]) pairs, in one decoder pass."""
+        if len(encoded) != len(prompts):
+            raise ValueError(f"{len(encoded)} encoded images but {len(prompts)} prompts")
+        if not encoded:
+            return [], ([] if return_attention else None)
+        texts = self.encode_prompts(prompts)
+        visual = torch.stack([e.tokens for e in encoded])  # (B, 196, Dv)
+        images = torch.stack([e.image for e in encoded])  # (B, 3, S, S)
+        text = torch.stack([t[0] for t in texts])  # (B, 77, Dt)
+        padding = torch.stack([t[1] for t in texts])  # (B, 77)
+        out = self.decoder(visual, text, padding, image=images, return_attention=return_attention)
+        logits, attention = out if return_attention else (out, None)  # (B, 1, s, s), (B, heads, 196, 77)
+        probs = []
+        for i, e in enumerate(encoded):
+            up = F.interpolate(logits[i : i + 1].float(), size=e.size, mode="bilinear", align_corners=False)  # (1, 1, H, W)
+            probs.append(torch.sigmoid(up)[0, 0].cpu().numpy().astype(np.float32))
+        attn = None if attention is None else [a.float().cpu().numpy() for a in attention]
+        return probs, attn
+
+    def predict_encoded(
+        self,
+        encoded: EncodedImage | Sequence[EncodedImage],
+        prompt: str | Sequence[str],
+        threshold: float = 0.5,
+        return_attention: bool = False,
+    ) -> Prediction | list[Prediction]:
+        """Predict from already-encoded image(s); one Prediction for one image, a list for a sequence."""
+        single = isinstance(encoded, EncodedImage)
+        items = [encoded] if single else list(encoded)
+        prompts = _pair_prompts(prompt, len(items))
+        threshold = _check_threshold(threshold)
+        tokens = [t[2] for t in self.encode_prompts(prompts)]
+        probs, attention = self.decode(items, prompts, return_attention)
+        preds = [
+            Prediction(
+                prob=p,
+                mask=p > threshold,
+                prompt=check_prompt(prompts[i]),
+                threshold=threshold,
+                attention=None if attention is None else attention[i],
+                tokens=tokens[i],
+                source=items[i].source,
+            )
+            for i, p in enumerate(probs)
+        ]
+        return preds[0] if single else preds
+
+    def predict(
+        self,
+        images: Sequence[ImageInput] | ImageInput,
+        prompts: str | Sequence[str],
+        threshold: float = 0.5,
+        batch_size: int = 8,
+        return_attention: bool = False,
+        progress: bool = False,
+    ) -> list[Prediction]:
+        """Segment images with one prompt for all, or one prompt per image; batched encode and decode."""
+        if isinstance(images, (str, Path, np.ndarray)):
+            images = [images]
+        images = list(images)
+        prompt_list = _pair_prompts(prompts, len(images))
+        self.encode_prompts(prompt_list)  # validates and caches every prompt before any image work
+        threshold = _check_threshold(threshold)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        out: list[Prediction] = []
+        starts = range(0, len(images), batch_size)
+        for start in tqdm(starts, desc="predict", unit="batch", disable=not progress or len(starts) < 2):
+            chunk = images[start : start + batch_size]
+            sources = [_source_name(img, start + i) for i, img in enumerate(chunk)]
+            encoded = self.encode_images(chunk, sources)
+            out += self.predict_encoded(encoded, prompt_list[start : start + batch_size], threshold, return_attention)
+        return out
+
+
+def _source_name(image: ImageInput, index: int) -> str:
+    """A file's path, or "array[i]" for an in-memory image."""
+    return str(image) if isinstance(image, (str, Path)) else f"array[{index}]"
+
+
+def _pair_prompts(prompts: str | Sequence[str], n: int) -> list[str]:
+    """One prompt per image: a single string is repeated, a list must have one entry per image."""
+    if isinstance(prompts, str):
+        return [prompts] * n
+    prompts = list(prompts)
+    if len(prompts) != n:
+        raise ValueError(f"{len(prompts)} prompts for {n} images; give one prompt, or one per image")
+    return prompts
+
+
+def _check_threshold(threshold: float) -> float:
+    """The threshold as a float in [0, 1]."""
+    value = float(threshold)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------- CLI
+
+
+def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
+    """Image paths, with each directory replaced by the image files it holds (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and is_image_file(q))
+            if not found:
+                raise FileNotFoundError(f"{p}: directory holds no image files")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+def output_paths(image: Path, out_dir: Path) -> tuple[Path, Path]:
+    """DIR/{name}_mask.png and DIR/{name}_overlay.png for an input image."""
+    return out_dir / f"{image.stem}_mask.png", out_dir / f"{image.stem}_overlay.png"
+
+
+def write_prediction(pred: Prediction, rgb: np.ndarray, image: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Write mask and overlay PNGs atomically; if the second write fails, the first is removed."""
+    from textseg.viz import overlay
+
+    mask_path, overlay_path = output_paths(image, out_dir)
+    shown = overlay(rgb, pred.mask)
+    save_mask(pred.mask, mask_path)
+    try:
+        save_rgb(shown, overlay_path)
+    except BaseException:
+        mask_path.unlink(missing_ok=True)
+        raise
+    return mask_path, overlay_path
+
+
+def format_stats(name: str, stats: dict[str, object]) -> str:
+    """One printed line of per-image statistics."""
+    return (
+        f"{name}: {stats['width']}x{stats['height']}  foreground {stats['foreground_pixels']} px "
+        f"({stats['foreground_fraction']:.2%})  unique values {stats['unique_values']}  max prob {stats['max_prob']:.3f}"
+    )
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `textseg predict`."""
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMG", help="image files or directories of images")
+    parser.add_argument("--prompt", required=True, help='what to segment, e.g. "segment crack"')
+    parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
+    parser.add_argument("--out", required=True, type=Path, help="output directory for masks and overlays")
+    parser.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is foreground")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per encoder/decoder batch")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--visual-weights", default=None, help="override the visual encoder weights file")
+    parser.add_argument("--text-weights", default=None, help="override the text encoder weights file")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Predict masks for every image; report unreadable images after writing the others."""
+    prompt = check_prompt(args.prompt)
+    _check_threshold(args.threshold)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    images = expand_inputs(args.images)
+    stems: dict[str, Path] = {}
+    for img in images:
+        if img.stem in stems and stems[img.stem] != img:
+            raise ValueError(f"{stems[img.stem]} and {img} would both write {img.stem}_mask.png; predict them into separate --out dirs")
+        stems[img.stem] = img
+    images = list(dict.fromkeys(images))
+    seg = Segmenter.from_checkpoint(args.ckpt, args.device, args.visual_weights, args.text_weights)
+    seg.encode_prompt(prompt)
+    failed: list[str] = []
+    written = 0
+    for start in tqdm(range(0, len(images), args.batch_size), desc="predict", unit="batch", disable=len(images) <= args.batch_size):
+        chunk, rgbs = [], []
+        for img in images[start : start + args.batch_size]:
+            try:
+                rgbs.append(load_image(img))
+                chunk.append(img)
+            except ImageReadError as exc:
+                log.error("%s", exc)
+                failed.append(str(exc))
+        if not chunk:
+            continue
+        preds = seg.predict_encoded(seg.encode_images(rgbs, [str(c) for c in chunk]), prompt, args.threshold)
+        for img, rgb, pred in zip(chunk, rgbs, preds):
+            mask_path, _ = write_prediction(pred, rgb, img, args.out)
+            print(format_stats(mask_path.name, pred.stats()))
+            written += 1
+    print(f"prompt {prompt!r}, threshold {args.threshold}: wrote masks and overlays for {written} of {len(images)} images to {args.out}")
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(images)} images could not be read (no files written for them): " + "; ".join(failed))
+    return 0

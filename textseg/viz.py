@@ -1,0 +1,384 @@
+"""Pictures: mask overlays and outlines, image grids, attention heat maps, training and evaluation plots.
+
+Array helpers (`overlay`, `draw_outline`, `mask_outline`, `upsample_attention`) return uint8/float arrays;
+plotting helpers return a matplotlib Figure and, given `path`, also save it (atomically, by extension).
+Figures that show real photos take `credit=True` to print the datasets' CC BY 4.0 attribution.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+from textseg.images import atomic_path
+
+log = logging.getLogger(__name__)
+
+CREDIT = "Photos: Roboflow Universe cracks / Drywall-Join-Detect, CC BY 4.0"
+"""Attribution printed under figures that show the real sample's photos."""
+
+MASK_COLOR: tuple[int, int, int] = (255, 0, 0)
+OUTLINE_COLOR: tuple[int, int, int] = (255, 255, 0)
+CLASS_COLORS: dict[str, str] = {"crack": "tab:red", "taping": "tab:blue"}
+
+
+# ----------------------------------------------------------------------------------------- arrays
+
+
+def _check_pair(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an RGB uint8 image and a same-size 2-D mask."""
+    image = np.asarray(image)
+    mask = np.asarray(mask).astype(bool)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) RGB, got shape {image.shape}")
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape[:2]}")
+    return image.astype(np.uint8, copy=False), mask
+
+
+def overlay(
+    image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = MASK_COLOR, alpha: float = 0.5
+) -> np.ndarray:
+    """The image with `color` blended in at `alpha` where the mask is set; uint8 (H, W, 3)."""
+    image, mask = _check_pair(image, mask)
+    out = image.copy()
+    blended = (1.0 - alpha) * image[mask].astype(np.float32) + alpha * np.asarray(color, np.float32)
+    out[mask] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    return out
+
+
+def mask_outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Bool (H, W): foreground pixels within `width` pixels of the background (or the image border)."""
+    mask = np.asarray(mask).astype(bool)
+    inner = mask.copy()
+    for _ in range(max(1, width)):
+        padded = np.pad(inner, 1, mode="constant", constant_values=False)
+        inner = (
+            inner & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        )  # 4-neighbour erosion
+    return mask & ~inner
+
+
+def draw_outline(
+    image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = OUTLINE_COLOR, width: int = 1
+) -> np.ndarray:
+    """The image with the mask's outline drawn in `color`; uint8 (H, W, 3)."""
+    image, mask = _check_pair(image, mask)
+    out = image.copy()
+    out[mask_outline(mask, width)] = color
+    return out
+
+
+def upsample_attention(attention: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A (196,) or (14, 14) attention map resized bilinearly to `size` = (H, W); float32."""
+    attn = np.asarray(attention, dtype=np.float32)
+    if attn.ndim == 1:
+        side = int(round(np.sqrt(attn.size)))
+        if side * side != attn.size:
+            raise ValueError(f"attention of {attn.size} values is not a square grid")
+        attn = attn.reshape(side, side)  # (14, 14)
+    if attn.ndim != 2:
+        raise ValueError(f"attention must be (N,) or (h, w), got shape {attn.shape}")
+    height, width = size
+    return np.asarray(Image.fromarray(attn, mode="F").resize((width, height), Image.BILINEAR), np.float32)
+
+
+# ---------------------------------------------------------------------------------------- figures
+
+
+def _finish(fig: Figure, path: str | Path | None, credit: bool | str | None = None) -> Figure:
+    """Add the credit footnote, save to `path` if given, and return the figure."""
+    if credit:
+        text = CREDIT if credit is True else str(credit)
+        fig.text(0.5, 0.002, text, ha="center", va="bottom", fontsize=7, color="0.35")
+    if path is not None:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=Path(path).suffix.lstrip(".").lower() or "png")
+        log.info("wrote %s", path)
+    return fig
+
+
+def _as_image(item: np.ndarray | str | Path) -> np.ndarray:
+    """An RGB uint8 array from an array or an image file."""
+    if isinstance(item, (str, Path)):
+        from textseg.images import load_image
+
+        return load_image(item)
+    return np.asarray(item)
+
+
+def image_grid(
+    images: Sequence[np.ndarray | str | Path],
+    masks: Sequence[np.ndarray | None] | None = None,
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+    mode: str = "outline",
+    color: tuple[int, int, int] | None = None,
+    suptitle: str | None = None,
+    credit: bool | str | None = None,
+    path: str | Path | None = None,
+    tile_size: float = 3.0,
+) -> Figure:
+    """A grid of images, each with its mask drawn as an outline (`mode="outline"`) or a red overlay."""
+    if masks is not None and len(masks) != len(images):
+        raise ValueError(f"{len(images)} images but {len(masks)} masks")
+    if mode not in ("outline", "overlay"):
+        raise ValueError(f"mode must be 'outline' or 'overlay', got {mode!r}")
+    n = max(1, len(images))
+    ncols = max(1, min(ncols, n))
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(tile_size * ncols, tile_size * nrows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        img = _as_image(images[i])
+        mask = None if masks is None else masks[i]
+        if mask is not None and mode == "outline":
+            img = draw_outline(img, mask, color or OUTLINE_COLOR, width=max(1, min(img.shape[:2]) // 150))
+        elif mask is not None:
+            img = overlay(img, mask, color or MASK_COLOR)
+        ax.imshow(img)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return _finish(fig, path, credit)
+
+
+def prediction_figure(
+    image: np.ndarray,
+    prob: np.ndarray,
+    mask: np.ndarray,
+    target: np.ndarray | None = None,
+    title: str | None = None,
+    credit: bool | str | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """Image, probability map (with colour bar) and predicted mask in red (ground-truth outline in yellow)."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    axes[0].imshow(image)
+    axes[0].set_title("image")
+    im = axes[1].imshow(prob, cmap="magma", vmin=0.0, vmax=1.0)
+    axes[1].set_title("probability")
+    fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label="P(foreground)")
+    shown = overlay(image, mask)
+    if target is not None:
+        shown = draw_outline(shown, target, OUTLINE_COLOR, width=max(1, min(image.shape[:2]) // 150))
+    axes[2].imshow(shown)
+    axes[2].set_title("mask (red)" + (" vs truth (yellow)" if target is not None else ""))
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, path, credit)
+
+
+def heatmap_overlay(
+    image: np.ndarray,
+    attention: np.ndarray,
+    ax: Any = None,
+    title: str | None = None,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    colorbar: bool = True,
+) -> Any:
+    """Draw a (196,) or (14, 14) attention map upsampled over the image on `ax`; returns the image artist."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    heat = upsample_attention(attention, image.shape[:2])
+    ax.imshow(image)
+    art = ax.imshow(heat, cmap=cmap, alpha=alpha)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar:
+        ax.figure.colorbar(art, ax=ax, fraction=0.046, pad=0.04, label="attention")
+    return art
+
+
+def attention_figure(
+    image: np.ndarray,
+    attention: np.ndarray,
+    tokens: Sequence[str],
+    heads: str | Sequence[int] = "mean",
+    token_indices: Sequence[int] | None = None,
+    title: str | None = None,
+    credit: bool | str | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """Attention (heads, 196, 77) from visual tokens to prompt tokens: one row per token, one column per head.
+
+    `heads` is "mean" (the head average only), "all" (every head, then the mean) or a list of head
+    indices. All panels share one colour scale, so tokens and heads can be compared directly.
+    """
+    attention = np.asarray(attention, dtype=np.float32)
+    if attention.ndim != 3:
+        raise ValueError(f"attention must be (heads, 196, tokens), got shape {attention.shape}")
+    rows = list(token_indices) if token_indices is not None else list(range(len(tokens)))
+    if not rows:
+        raise ValueError("no tokens to show")
+    if heads == "mean":
+        cols = [("mean of heads", attention.mean(axis=0))]
+    elif heads == "all":
+        cols = [(f"head {h}", attention[h]) for h in range(attention.shape[0])]
+        cols.append(("mean of heads", attention.mean(axis=0)))
+    else:
+        cols = [(f"head {h}", attention[h]) for h in heads]
+    maps = [[upsample_attention(attn[:, t], image.shape[:2]) for _, attn in cols] for t in rows]
+    vmin, vmax = min(m.min() for r in maps for m in r), max(m.max() for r in maps for m in r)
+    fig, axes = plt.subplots(
+        len(rows), len(cols), figsize=(2.2 * len(cols) + 1.2, 2.2 * len(rows) + 0.8), squeeze=False, layout="constrained"
+    )
+    for r, t in enumerate(rows):
+        for c, (col_name, _) in enumerate(cols):
+            ax = axes[r, c]
+            ax.imshow(image)
+            art = ax.imshow(maps[r][c], cmap="jet", alpha=0.5, vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(col_name, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"token {tokens[t]!r}", fontsize=10)
+    fig.colorbar(art, ax=axes, shrink=0.8, label="attention weight (visual token -> text token)")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path, credit)
+
+
+def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested dict -> {"a/b": number} keeping only numbers."""
+    out: dict[str, float] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, name + "/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def read_metrics(run: str | Path) -> list[dict[str, float]]:
+    """Rows of RUN/metrics.jsonl (or a given .jsonl file), nested keys flattened as "a/b"."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics file; is this a training run directory?")
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(_flatten(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{lineno}: not JSON ({exc})") from exc
+    return rows
+
+
+def plot_training_curves(
+    run: str | Path | Sequence[Mapping[str, Any]], path: str | Path | None = None, title: str | None = None
+) -> Figure:
+    """Loss, IoU/Dice and negative-prompt false positives per epoch from RUN/metrics.jsonl (or its rows)."""
+    rows = read_metrics(run) if isinstance(run, (str, Path)) else [_flatten(r) for r in run]
+    if not rows:
+        raise ValueError(f"{run}: no epochs recorded yet")
+    keys = sorted({k for r in rows for k in r} - {"epoch", "step", "time", "seconds", "elapsed"})
+    panels = {
+        "loss": [k for k in keys if "loss" in k],
+        "IoU / Dice": [k for k in keys if ("iou" in k or "dice" in k) and "loss" not in k],
+        "negative-prompt false positives": [k for k in keys if "neg" in k or "fp" in k],
+    }
+    panels = {name: ks for name, ks in panels.items() if ks}
+    if not panels:
+        raise ValueError(f"{run}: no loss/iou/negative keys among {keys}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+    for ax, (name, ks) in zip(axes[0], panels.items()):
+        for key in ks:
+            xs = [r.get("epoch", i + 1) for i, r in enumerate(rows) if key in r]
+            ys = [r[key] for r in rows if key in r]
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(name)
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        if name != "loss":
+            ax.set_ylim(-0.02, 1.02)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_threshold_sweep(
+    report: Mapping[str, Any], path: str | Path | None = None, metric: str = "iou", title: str | None = None
+) -> Figure:
+    """`metric` per class and the negative-prompt false-positive rate against the threshold (evaluate's report)."""
+    sweep = report["threshold_sweep"]
+    thresholds = sweep["thresholds"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for cls, values in sweep["classes"].items():
+        color = CLASS_COLORS.get(cls)
+        axes[0].plot(thresholds, values[metric], marker="o", color=color, label=cls)
+        best = report["classes"][cls].get("best_threshold")
+        if best is not None:
+            axes[0].axvline(best, color=color, linestyle="--", alpha=0.6, label=f"{cls} best = {best:g}")
+        axes[1].plot(thresholds, values["negative_fp_rate"], marker="o", color=color, label=f"{cls} images")
+    axes[0].set_ylabel(metric)
+    axes[0].set_title(f"{metric} vs threshold (canonical prompt)")
+    axes[1].set_ylabel("fraction of images with > 1% predicted")
+    axes[1].set_title("negative prompt (other class) false positives")
+    for ax in axes:
+        ax.set_xlabel("threshold")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or f"threshold sweep on {report.get('split', '?')}")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_run_comparison(
+    reports: Mapping[str, Mapping[str, Any]],
+    metrics: Sequence[str] = ("iou", "dice"),
+    path: str | Path | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Grouped bars: for each run, `metrics` per class plus the negative-prompt false-positive rate."""
+    if not reports:
+        raise ValueError("no reports to compare")
+    names = list(reports)
+    classes = sorted({c for r in reports.values() for c in r["classes"]})
+    groups = [(cls, m) for cls in classes for m in metrics] + [("all", "negative_fp_rate")]
+    width = 0.8 / len(names)
+    x = np.arange(len(groups))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) + 2), 4.2))
+    for i, name in enumerate(names):
+        rep = reports[name]
+        values = [
+            rep["negative_fp_rate"] if cls == "all" else rep["classes"].get(cls, {}).get(m, np.nan)
+            for cls, m in groups
+        ]
+        bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, [f"{cls}\n{m}" if cls != "all" else "negative\nFP rate" for cls, m in groups])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score (higher is better, except negative FP rate)")
+    ax.set_title(title or "run comparison")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)
