@@ -531,7 +531,7 @@ def drywall_scene(rng: np.random.Generator, h: int, w: int, cfg: SynthConfig) ->
     for k in range(n_seams):
         vertical = first_vertical if k == 0 else bool(rng.random() < 0.5)
         across, extent = seam_geometry(rng, h, w, vertical)
-        if k and vertical == first_vertical and abs(across - studs[0][1]) < 0.25 * (w if vertical else h):
+        if studs and vertical == first_vertical and abs(across - studs[0][1]) < 0.25 * (w if vertical else h):
             across = (across + 0.5 * (w if vertical else h)) % (w if vertical else h)
         dist, along = (xs - across, ys) if vertical else (ys - across, xs)
         half = draw_seam(rng, img, dist, along, extent, scale)

@@ -1,0 +1,115 @@
+"""Tests of the decoders and the loss: shapes, attention, gating, seeding, known loss values, learning."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from textseg.config import ModelConfig
+from textseg.decoder import RefineDecoder, SeedDecoder, build_decoder, gate_logits
+from textseg.losses import presence_loss, segmentation_loss, soft_dice_loss
+
+VISUAL_DIM, TEXT_DIM = 24, 16
+
+
+def _inputs(batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random visual tokens, text tokens, a padding mask (lengths 3 and 6) and images."""
+    gen = torch.Generator().manual_seed(seed)
+    visual = torch.randn(batch, 196, VISUAL_DIM, generator=gen)
+    text = torch.randn(batch, 77, TEXT_DIM, generator=gen)
+    lengths = torch.tensor([3, 6] * batch)[:batch]
+    padding = torch.arange(77)[None, :] >= lengths[:, None]  # (B, 77)
+    image = torch.rand(batch, 3, 224, 224, generator=gen)
+    return visual, text, padding, image
+
+
+def _cfg(decoder: str, **kwargs: object) -> ModelConfig:
+    return ModelConfig(decoder=decoder, dim=32, heads=8, refine_width=8, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["seed", "refine"])
+def test_shapes_and_attention(name: str) -> None:
+    decoder = build_decoder(_cfg(name), VISUAL_DIM, TEXT_DIM)
+    assert isinstance(decoder, SeedDecoder if name == "seed" else RefineDecoder)
+    visual, text, padding, image = _inputs()
+    logits = decoder(visual, text, padding, image=image)
+    assert logits.shape == (2, 1, 224, 224) and torch.isfinite(logits).all()
+    logits2, attention = decoder(visual, text, padding, image=image, return_attention=True)
+    assert torch.allclose(logits, logits2)
+    assert attention.shape == (2, 8, 196, 77)
+    assert torch.allclose(attention.sum(-1), torch.ones(2, 8, 196), atol=1e-5)
+    assert torch.all(attention.masked_select(padding[:, None, None, :].expand_as(attention)) == 0)
+    assert (attention[0, :, :, :3] > 0).all()
+
+
+def test_refine_aux_gates_the_pixels() -> None:
+    decoder = build_decoder(_cfg("refine"), VISUAL_DIM, TEXT_DIM)
+    visual, text, padding, image = _inputs()
+    logits, aux = decoder(visual, text, padding, image=image, return_aux=True)
+    assert aux["presence"].shape == (2,) and aux["pixel_logits"].shape == (2, 1, 224, 224)
+    expected = torch.sigmoid(aux["pixel_logits"]) * torch.sigmoid(aux["presence"])[:, None, None, None]
+    assert torch.allclose(torch.sigmoid(logits), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="needs the image"):
+        decoder(visual, text, padding)
+
+
+def test_gate_logits_is_stable_at_extremes() -> None:
+    pixel = torch.tensor([-100.0, -5.0, 0.0, 5.0, 40.0, 100.0]).view(6, 1, 1, 1)
+    presence = torch.tensor([0.0, 100.0, 0.0, 100.0, 100.0, 100.0])
+    gated = gate_logits(pixel, presence).flatten()
+    assert torch.isfinite(gated).all()
+    assert gated[0] < -99 and abs(gated[1] + 5) < 1e-4 and abs(gated[2] - math.log(1 / 3)) < 1e-5
+    assert abs(gated[3] - 5) < 1e-4 and gated[5] > 30
+    closed = gate_logits(torch.full((1, 1, 1, 1), 10.0), torch.tensor([-10.0]))
+    assert closed.item() < -9.9  # a wrong-class prompt switches the pixel off
+
+
+def test_unknown_decoder_and_seeded_init() -> None:
+    with pytest.raises(ValueError, match="unknown decoder 'unet'"):
+        build_decoder(_cfg("unet"), VISUAL_DIM, TEXT_DIM)
+    a = build_decoder(_cfg("refine", seed=1), VISUAL_DIM, TEXT_DIM).state_dict()
+    b = build_decoder(_cfg("refine", seed=1), VISUAL_DIM, TEXT_DIM).state_dict()
+    c = build_decoder(_cfg("refine", seed=2), VISUAL_DIM, TEXT_DIM).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_loss_known_values() -> None:
+    logits = torch.zeros(1, 1, 2, 2)
+    target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    # p = 0.5 everywhere: BCE = ln 2; Dice = (2*0.5 + 1) / (2 + 1 + 1) = 0.5
+    assert soft_dice_loss(logits, target).item() == pytest.approx(0.5)
+    assert segmentation_loss(logits, target).item() == pytest.approx(math.log(2) + 0.5, abs=1e-6)
+    # empty target, confident empty prediction: both terms vanish
+    assert segmentation_loss(torch.full((1, 1, 2, 2), -50.0), torch.zeros(1, 1, 2, 2)).item() == pytest.approx(0, abs=1e-6)
+    # extreme wrong logits stay finite: BCE = 100 per pixel, Dice = 1 - 1/(4+1)
+    wrong = segmentation_loss(torch.full((1, 1, 2, 2), 100.0), torch.zeros(1, 1, 2, 2))
+    assert wrong.item() == pytest.approx(100 + 0.8, rel=1e-5)
+    # presence: target any() is (1, 0); logits 0 -> ln 2 added
+    two = torch.cat([target, torch.zeros_like(target)])
+    assert presence_loss(torch.zeros(2), two).item() == pytest.approx(math.log(2))
+    with_presence = segmentation_loss(torch.zeros(2, 1, 2, 2), two, presence_logit=torch.zeros(2))
+    dice_mean = (0.5 + (1 - 1 / 3)) / 2  # second image: (0 + 1) / (2 + 0 + 1)
+    assert with_presence.item() == pytest.approx(2 * math.log(2) + dice_mean, abs=1e-6)
+    with pytest.raises(ValueError, match="differ in shape"):
+        segmentation_loss(logits, target[..., :1])
+
+
+@pytest.mark.parametrize("name", ["seed", "refine"])
+def test_few_steps_lower_the_loss(name: str) -> None:
+    decoder = build_decoder(_cfg(name), VISUAL_DIM, TEXT_DIM)
+    visual, text, padding, image = _inputs(batch=2, seed=1)
+    target = torch.zeros(2, 1, 224, 224)
+    target[0, :, 60:120, 100:110] = 1  # a vertical bar in image 0, nothing in image 1
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(10):
+        logits, aux = decoder(visual, text, padding, image=image, return_aux=True)
+        loss = segmentation_loss(logits, target, aux.get("presence"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.1, losses

@@ -1,0 +1,274 @@
+"""Trainable decoders: the seed's cross-attention decoder and a text-conditioned U-Net refinement of it."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textseg import MODEL_SIZE
+from textseg.config import ModelConfig
+from textseg.encoders import seeded
+
+DECODERS: tuple[str, ...] = ("seed", "refine")
+
+
+class CrossAttentionBlock(nn.Module):
+    """Visual tokens attend to text tokens (padding masked), then a pre-norm MLP; returns (B, dim, g, g)."""
+
+    def __init__(self, visual_dim: int, text_dim: int, dim: int = 512, heads: int = 8, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.visual_proj = nn.Linear(visual_dim, dim)
+        self.text_proj = nn.Linear(text_dim, dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(
+        self, visual: torch.Tensor, text: torch.Tensor, text_padding: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N, Dv), (B, 77, Dt), (B, 77) -> features (B, dim, g, g), attention (B, heads, N, 77)."""
+        v = self.visual_proj(visual)  # (B, 196, dim)
+        t = self.text_proj(text)  # (B, 77, dim)
+        attended, attention = self.attn(
+            v, t, t, key_padding_mask=text_padding.bool(), need_weights=True, average_attn_weights=False
+        )  # (B, 196, dim), (B, heads, 196, 77)
+        x = v + attended
+        x = x + self.mlp(self.norm(x))  # (B, 196, dim)
+        batch, tokens, dim = x.shape
+        grid = math.isqrt(tokens)
+        if grid * grid != tokens:
+            raise ValueError(f"decoder expects a square grid of visual tokens, got {tokens}")
+        return x.transpose(1, 2).reshape(batch, dim, grid, grid), attention
+
+
+def _finish(
+    logits: torch.Tensor, attention: torch.Tensor, aux: dict[str, torch.Tensor], return_attention: bool, return_aux: bool
+) -> torch.Tensor | tuple:
+    """Shape a decoder's return value: logits, then attention and/or aux dict when asked."""
+    extra: list = []
+    if return_attention:
+        extra.append(attention)
+    if return_aux:
+        extra.append(aux)
+    return (logits, *extra) if extra else logits
+
+
+class SeedDecoder(nn.Module):
+    """The seed's decoder: cross-attention at 14x14, then kernel-2 stride-2 ConvTranspose up to 224x224 logits."""
+
+    def __init__(self, visual_dim: int, text_dim: int, dim: int = 512, heads: int = 8) -> None:
+        super().__init__()
+        self.context = CrossAttentionBlock(visual_dim, text_dim, dim, heads, mlp_ratio=4.0)
+        widths = [dim, dim // 2, dim // 4, dim // 8]  # 14 -> 28 -> 56 -> 112
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, kernel_size=2, stride=2), nn.GELU()]
+        layers.append(nn.ConvTranspose2d(widths[-1], 1, kernel_size=2, stride=2))  # 112 -> 224
+        self.upsample = nn.Sequential(*layers)
+
+    def forward(
+        self,
+        visual: torch.Tensor,
+        text: torch.Tensor,
+        text_padding: torch.Tensor,
+        image: torch.Tensor | None = None,
+        return_attention: bool = False,
+        return_aux: bool = False,
+    ) -> torch.Tensor | tuple:
+        """Logits (B, 1, 224, 224); optionally attention (B, heads, 196, 77) and an (empty) aux dict."""
+        features, attention = self.context(visual, text, text_padding)  # (B, dim, 14, 14)
+        logits = self.upsample(features)  # (B, 1, 224, 224)
+        return _finish(logits, attention, {}, return_attention, return_aux)
+
+
+class RunningStandardizer(nn.Module):
+    """Per-dimension centering and scaling with running statistics (buffers), so tiny differences count."""
+
+    def __init__(self, dim: int, momentum: float = 0.05, eps: float = 1e-4, clip: float = 8.0) -> None:
+        super().__init__()
+        self.momentum, self.eps, self.clip = momentum, eps, clip
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def _update(self, x: torch.Tensor) -> None:
+        """Fold a batch's statistics into the running ones (the first batch of >1 rows sets them)."""
+        if x.shape[0] < 2:
+            return
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        if not bool(self.initialised):
+            self.mean.copy_(mean)
+            self.var.copy_(var)
+            self.initialised.fill_(True)
+            return
+        self.mean.lerp_(mean, self.momentum)
+        self.var.lerp_(var, self.momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> standardised (B, D), clipped to +-clip."""
+        if self.training:
+            self._update(x.detach())
+        z = (x - self.mean) / torch.sqrt(self.var + self.eps)
+        return z.clamp(-self.clip, self.clip)
+
+
+class TextConditioner(nn.Module):
+    """Pooled prompt embedding (B, E) from token features: end-of-text and mean tokens, standardised, MLP."""
+
+    def __init__(self, text_dim: int, embed_dim: int) -> None:
+        super().__init__()
+        self.standardize = RunningStandardizer(2 * text_dim)
+        self.mlp = nn.Sequential(nn.Linear(2 * text_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim))
+
+    def forward(self, text: torch.Tensor, text_padding: torch.Tensor) -> torch.Tensor:
+        """(B, 77, Dt), (B, 77) -> (B, E)."""
+        keep = (~text_padding.bool()).unsqueeze(-1).to(text.dtype)  # (B, 77, 1)
+        mean = (text * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # (B, Dt)
+        eot = (keep.squeeze(-1).sum(1).long() - 1).clamp_min(0)  # last attended position = end-of-text
+        last = text[torch.arange(text.shape[0], device=text.device), eot]  # (B, Dt)
+        return self.mlp(self.standardize(torch.cat([last, mean], dim=-1)))
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1, dilation: int = 1, norm: bool = True) -> nn.Sequential:
+    """3x3 convolution, GroupNorm (unless norm=False), ReLU."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=dilation, dilation=dilation, bias=not norm)
+    ]
+    if norm:
+        layers.append(nn.GroupNorm(min(8, c_out // 4), c_out))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class FiLM(nn.Module):
+    """Feature-wise affine modulation x * (1 + gamma) + beta from a text embedding; starts as identity."""
+
+    def __init__(self, embed_dim: int, channels: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(embed_dim, 2 * channels)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W), (B, E) -> (B, C, H, W)."""
+        gamma, beta = self.linear(embedding)[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
+class PresenceHead(nn.Module):
+    """Image-level logit that the prompted class is present, from pooled bottleneck features and the prompt."""
+
+    def __init__(self, channels: int, embed_dim: int) -> None:
+        super().__init__()
+        self.image = nn.Linear(2 * channels, embed_dim)
+        self.text = nn.Linear(embed_dim, embed_dim)
+        self.mlp = nn.Sequential(nn.Linear(3 * embed_dim, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, 1))
+
+    def forward(self, features: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w), (B, E) -> (B,)."""
+        pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)  # (B, 2C)
+        i, t = F.relu(self.image(pooled)), self.text(embedding)  # (B, E) each
+        return self.mlp(torch.cat([i, t, i * t], dim=1)).squeeze(1)
+
+
+def gate_logits(pixel_logits: torch.Tensor, presence_logit: torch.Tensor) -> torch.Tensor:
+    """Logit of sigmoid(pixel) * sigmoid(presence), in float32 log space: (B,1,H,W), (B,) -> (B,1,H,W)."""
+    log_q = F.logsigmoid(pixel_logits.float()) + F.logsigmoid(presence_logit.float())[:, None, None, None]
+    log_q = log_q.clamp(max=-1e-30)  # q < 1 keeps log(1 - q) finite
+    log_one_minus_q = torch.where(log_q > -math.log(2), torch.log(-torch.expm1(log_q)), torch.log1p(-torch.exp(log_q)))
+    return log_q - log_one_minus_q
+
+
+class RefineDecoder(nn.Module):
+    """Seed cross-attention context fused into a text-conditioned (FiLM) U-Net over the image, with a presence gate.
+
+    Encoder widths w, 2w, 4w, 8w at 1/2 ... 1/16 of the image side (a w/4-channel stem at full resolution);
+    decoder widths w/4 ... 2w on the way back up; one 3x3 convolution per scale except two (dilated) at the
+    bottleneck, where the 14x14 cross-attention features and a global image context are added.
+    The context block uses min(dim, 8w) channels to keep the branch cheap on CPU.
+    """
+
+    def __init__(
+        self,
+        visual_dim: int,
+        text_dim: int,
+        dim: int = 512,
+        heads: int = 8,
+        width: int = 32,
+        image_size: int = MODEL_SIZE,
+    ) -> None:
+        super().__init__()
+        self.image_size = image_size
+        stem = max(4, width // 4)
+        enc = [stem, width, 2 * width, 4 * width, 8 * width]  # 1/1, 1/2, 1/4, 1/8, 1/16 of the side
+        dec = [stem, max(8, width // 2), width, 2 * width]  # decoder channels at 1/1 ... 1/8
+        embed = 4 * width
+        context_dim = min(dim, 8 * width)
+        self.context = CrossAttentionBlock(visual_dim, text_dim, context_dim, heads, mlp_ratio=1.0)
+        self.text = TextConditioner(text_dim, embed)
+        self.down = nn.ModuleList([_conv(3, stem, norm=False)])
+        self.down.extend(_conv(c_in, c_out, stride=2) for c_in, c_out in zip(enc[:-1], enc[1:]))
+        self.film_down = nn.ModuleList(FiLM(embed, c) for c in enc)
+        self.fuse = nn.Conv2d(context_dim, enc[-1], 1)
+        self.global_context = nn.Linear(enc[-1], enc[-1])
+        self.bottleneck = nn.Sequential(_conv(enc[-1], enc[-1]), _conv(enc[-1], enc[-1], dilation=2))
+        self.film_bottleneck = FiLM(embed, enc[-1])
+        self.presence = PresenceHead(enc[-1], embed)
+        deeper = [*dec[1:], enc[-1]]  # channels arriving from below at each decoder scale
+        self.lateral = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(deeper, dec))
+        self.skip = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(enc[:-1], dec))
+        self.up = nn.ModuleList(_conv(c, c, norm=i > 0) for i, c in enumerate(dec))
+        self.film_up = nn.ModuleList(FiLM(embed, c) for c in dec)
+        self.head = nn.Conv2d(dec[0], 1, 1)
+
+    def forward(
+        self,
+        visual: torch.Tensor,
+        text: torch.Tensor,
+        text_padding: torch.Tensor,
+        image: torch.Tensor | None = None,
+        return_attention: bool = False,
+        return_aux: bool = False,
+    ) -> torch.Tensor | tuple:
+        """Gated logits (B, 1, 224, 224); optionally attention (B, heads, 196, 77) and aux {"presence", "pixel_logits"}."""
+        if image is None:
+            raise ValueError("the refine decoder needs the image (B, 3, S, S) in [0, 1]; pass image=")
+        if image.shape[-2:] != (self.image_size, self.image_size):
+            image = F.interpolate(image, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
+        context, attention = self.context(visual, text, text_padding)  # (B, C, 14, 14)
+        embedding = self.text(text, text_padding)  # (B, E)
+        x = image * 2 - 1
+        skips = []
+        for block, film in zip(self.down, self.film_down):
+            x = film(block(x), embedding)  # (B, enc[i], S / 2**i, S / 2**i)
+            skips.append(x)
+        skips.pop()  # the deepest level feeds the bottleneck
+        if context.shape[-2:] != x.shape[-2:]:
+            context = F.interpolate(context, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        x = x + self.fuse(context) + self.global_context(x.mean(dim=(2, 3)))[:, :, None, None]
+        x = self.film_bottleneck(self.bottleneck(x), embedding)  # (B, 8w, S/16, S/16)
+        presence = self.presence(x, embedding)  # (B,)
+        for i in reversed(range(len(skips))):
+            x = F.interpolate(self.lateral[i](x), size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
+            x = self.film_up[i](self.up[i](x + self.skip[i](skips[i])), embedding)  # (B, dec[i], S / 2**i, ...)
+        pixel_logits = self.head(x)  # (B, 1, S, S)
+        if pixel_logits.shape[-2:] != (MODEL_SIZE, MODEL_SIZE):
+            pixel_logits = F.interpolate(pixel_logits, size=(MODEL_SIZE,) * 2, mode="bilinear", align_corners=False)
+        logits = gate_logits(pixel_logits, presence)
+        aux = {"presence": presence, "pixel_logits": pixel_logits}
+        return _finish(logits, attention, aux, return_attention, return_aux)
+
+
+def build_decoder(cfg: ModelConfig, visual_dim: int, text_dim: int) -> nn.Module:
+    """The decoder named by cfg.decoder, with parameters initialised from cfg.seed."""
+    with seeded(cfg.seed):
+        if cfg.decoder == "seed":
+            return SeedDecoder(visual_dim, text_dim, cfg.dim, cfg.heads)
+        if cfg.decoder == "refine":
+            return RefineDecoder(visual_dim, text_dim, cfg.dim, cfg.heads, cfg.refine_width, cfg.refine_size)
+    raise ValueError(f"unknown decoder {cfg.decoder!r}; choose one of {list(DECODERS)}")
