@@ -1,0 +1,219 @@
+"""Near-duplicate search on the real Roboflow sample: recall, precision and speed.
+
+Ground truth: drywall files sharing the Roboflow prefix before `_jpg.rf.` are copies of one photo.
+The copies of each photo go to different pseudo-splits (train/valid/test); the crack photos (one
+copy each, many alike) are spread over the splits as negatives, plus planted copies of crack
+photos (flip, 90-degree rotation, 10-degree rotation + crop, brightness/hue shift, cutout) in valid.
+Recall: photos present in two pseudo-splits with at least one reported cross-split pair of them.
+Precision: reported pairs that are copies of one photo (by name; the crack export also holds a few
+identical photos under unrelated names, which count as errors here), and dropped-file precision:
+files that `--dedupe-to` would drop that do have a copy in an earlier split. Speed: `--speed N` times N images made of
+augmented copies of the sample. Results are appended to benchmarks/audit_results.md.
+
+    python benchmarks/bench_audit.py [--sample ../shared/data/roboflow-sample] [--speed 10000]
+        [--figure figures/audit_real_sample.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from textseg.audit import audit, audit_figure, find_near_duplicates, summary
+
+SPLITS = ("train", "valid", "test")
+
+
+def photo_of(path: Path) -> str:
+    """Roboflow photo key (name before `_jpg.rf.`), or the planted copy's source name."""
+    return re.split(r"_(?:jpe?g|png)\.rf\.", path.name)[0].removeprefix("planted-").split("--")[0]
+
+
+def augment(image: np.ndarray, kind: str, rng: random.Random) -> np.ndarray:
+    """One Roboflow-style augmentation of a BGR image."""
+    h, w = image.shape[:2]
+    if kind == "flip":
+        return image[:, ::-1] if rng.random() < 0.5 else image[::-1]
+    if kind == "rot90":
+        return np.rot90(image, rng.choice([1, 2, 3]))
+    if kind == "rotate_crop":
+        angle = rng.uniform(-15, 15)
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        m[0, 1] += rng.uniform(-0.1, 0.1)  # shear
+        out = cv2.warpAffine(image, m, (w, h))
+        x0, y0 = int(w * rng.uniform(0, 0.15)), int(h * rng.uniform(0, 0.15))
+        return cv2.resize(out[y0:y0 + int(h * 0.8), x0:x0 + int(w * 0.8)], (w, h))
+    if kind == "color":
+        hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV).astype(np.int16)
+        hsv[..., 0] = (hsv[..., 0] + rng.randint(-20, 20)) % 180
+        hsv[..., 2] = np.clip(hsv[..., 2] * rng.uniform(0.6, 1.4), 0, 255)
+        return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+    if kind == "cutout":
+        out = image.copy()
+        for _ in range(5):
+            s = int(w * 0.1)
+            x, y = rng.randrange(w - s), rng.randrange(h - s)
+            out[y:y + s, x:x + s] = 0
+        return out
+    raise ValueError(f"unknown augmentation {kind!r}")
+
+
+KINDS = ("flip", "rot90", "rotate_crop", "color", "cutout")
+
+
+def build_accuracy_set(sample: Path, tmp: Path, seed: int) -> tuple[list[Path], list[str]]:
+    """Paths and pseudo-split labels: drywall copies spread over splits, cracks + planted copies."""
+    rng = random.Random(seed)
+    by_photo: dict[str, list[Path]] = {}
+    for p in sorted((sample / "drywall" / "train").glob("*.jpg")):
+        by_photo.setdefault(photo_of(p), []).append(p)
+    paths, groups = [], []
+    for copies in by_photo.values():
+        order = rng.sample(SPLITS, len(copies)) if len(copies) > 1 else ["train"]
+        paths += copies
+        groups += order
+    cracks = sorted((sample / "cracks" / "train" / "images").glob("*.jpg"))
+    for i, p in enumerate(cracks):
+        paths.append(p)
+        groups.append(SPLITS[i % 3])
+    for i, p in enumerate(rng.sample(cracks, 60)):
+        kind = KINDS[i % len(KINDS)]
+        out = tmp / f"planted-{p.stem}--{kind}.jpg"
+        cv2.imwrite(str(out), np.ascontiguousarray(augment(cv2.imread(str(p)), kind, rng)))
+        paths.append(out)
+        groups.append("valid" if groups[paths.index(p)] != "valid" else "test")
+    return paths, groups
+
+
+def score(paths: list[Path], groups: list[str], pairs: list[tuple[Path, Path, float]]) -> dict[str, float]:
+    """Photo-level recall and pair precision against the photo keys."""
+    splits_of: dict[str, set[str]] = {}
+    for p, g in zip(paths, groups):
+        splits_of.setdefault(photo_of(p), set()).add(g)
+    leaked = {k for k, s in splits_of.items() if len(s) > 1}
+    true = [(a, b) for a, b, _ in pairs if photo_of(a) == photo_of(b)]
+    found = {photo_of(a) for a, _ in true}
+    split_of = dict(zip(paths, groups))
+    first = {k: min(s, key=SPLITS.index) for k, s in splits_of.items()}
+    flagged = {max((a, b), key=lambda p: SPLITS.index(split_of[p])) for a, b, _ in pairs}  # what dedupe drops
+    right = {p for p in flagged if SPLITS.index(first[photo_of(p)]) < SPLITS.index(split_of[p])}
+    return {"photos_in_two_splits": len(leaked), "found": len(found & leaked), "recall": len(found & leaked) / max(len(leaked), 1),
+            "pairs": len(pairs), "true_pairs": len(true), "precision": len(true) / max(len(pairs), 1),
+            "dropped": len(flagged), "dropped_right": len(right), "drop_precision": len(right) / max(len(flagged), 1)}
+
+
+def build_speed_set(sample: Path, tmp: Path, n: int, seed: int) -> tuple[list[Path], list[str]]:
+    """n images: augmented copies of the sample's photos, 70/20/10 over the splits."""
+    rng = random.Random(seed)
+    sources = sorted((sample / "drywall" / "train").glob("*.jpg")) + sorted((sample / "cracks" / "train" / "images").glob("*.jpg"))
+    images = {p: cv2.imread(str(p)) for p in sources}
+    paths, groups = [], []
+    for i in range(n):
+        src = sources[i % len(sources)]
+        out = tmp / f"speed-{i:05d}.jpg"
+        cv2.imwrite(str(out), np.ascontiguousarray(augment(images[src], rng.choice(KINDS), rng)), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        paths.append(out)
+        groups.append(rng.choices(SPLITS, weights=(7, 2, 1))[0])
+    return paths, groups
+
+
+def pseudo_split_drywall(sample: Path, out: Path, seed: int) -> Path:
+    """A COCO root from the sample's drywall train: one copy of every multi-copy photo moved to valid/."""
+    rng = random.Random(seed)
+    source = sample / "drywall" / "train"
+    coco = json.loads((source / "_annotations.coco.json").read_text())
+    by_photo: dict[str, list[dict]] = {}
+    for image in coco["images"]:
+        by_photo.setdefault(photo_of(Path(image["file_name"])), []).append(image)
+    valid_ids = {rng.choice(images)["id"] for images in by_photo.values() if len(images) > 1}
+    for split, keep in (("train", lambda i: i not in valid_ids), ("valid", lambda i: i in valid_ids)):
+        (out / split).mkdir(parents=True)
+        images = [im for im in coco["images"] if keep(im["id"])]
+        for im in images:
+            shutil.copy2(source / im["file_name"], out / split / im["file_name"])
+        ids = {im["id"] for im in images}
+        part = {**coco, "images": images, "annotations": [a for a in coco["annotations"] if a["image_id"] in ids]}
+        (out / split / "_annotations.coco.json").write_text(json.dumps(part))
+    return out
+
+
+def real_sample_figure(sample: Path, figure: Path, seed: int) -> None:
+    """Audit the real sample (drywall pseudo-split into train/valid) and save the audit figure."""
+    with tempfile.TemporaryDirectory() as tmp:
+        drywall = pseudo_split_drywall(sample, Path(tmp) / "drywall", seed)
+        report = audit({"crack": sample / "cracks", "taping": drywall})
+        print(summary(report))
+        paths = sorted(drywall.glob("*/*.jpg"))
+        groups = [p.parent.name for p in paths]
+        pairs = [(Path(d["a"]), Path(d["b"]), d["distance"]) for d in report["cross_split_duplicates"] if d["class"] == "taping"]
+        s = score(paths, groups, pairs)
+        print(f"drywall export-like split: valid photos with a copy in train {s['photos_in_two_splits']}, found {s['found']} "
+              f"(recall {s['recall']:.3f}); pairs {s['pairs']}, true {s['true_pairs']} (precision {s['precision']:.3f}); "
+              f"valid files flagged {s['dropped']}, truly leaked {s['dropped_right']} ({s['drop_precision']:.3f})")
+        audit_figure(report, figure, title="Audit of the real sample (drywall train split into train/valid by photo, as Roboflow "
+                     "exports leak).\nPhotos: Roboflow Universe 'cracks' (segmentation-nlngf) and 'Drywall-Join-Detect' "
+                     "(objectdetect-pu6rn), CC BY 4.0")
+    print(f"figure: {figure}")
+
+
+def main() -> None:
+    """Run the accuracy check (and the speed check with --speed) and append a results row."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sample", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/roboflow-sample")
+    parser.add_argument("--speed", type=int, default=0, help="also time the search on this many images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("audit_results.md"))
+    parser.add_argument("--figure", type=Path, default=None, help="also audit the real sample and save its figure here")
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--min-inliers", type=int, default=20)
+    args = parser.parse_args()
+    options = {"top_k": args.top_k, "min_inliers": args.min_inliers}
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, groups = build_accuracy_set(args.sample, Path(tmp), args.seed)
+        start, cpu = time.perf_counter(), time.process_time()
+        pairs = find_near_duplicates(paths, groups, **options)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        s = score(paths, groups, pairs)
+        print(f"accuracy set: {len(paths)} images, {seconds:.1f} s wall, {cpu:.1f} s CPU; photos in two splits {s['photos_in_two_splits']}, "
+              f"found {s['found']} (recall {s['recall']:.3f}); reported pairs {s['pairs']}, true {s['true_pairs']} "
+              f"(precision {s['precision']:.3f}); files dedupe would drop {s['dropped']}, with a copy in an earlier split "
+              f"{s['dropped_right']} ({s['drop_precision']:.3f})")
+        rows.append(f"| audit duplicates, real sample ({options}) | {machine}, load {os.getloadavg()[0]:.1f} | {len(paths)} images | recall {s['recall']:.3f}, "
+                    f"pair precision {s['precision']:.3f}, dropped-file precision {s['drop_precision']:.3f} | "
+                    f"{len(paths) / seconds:.1f} images/s |")
+        for a, b, d in pairs:
+            if photo_of(a) != photo_of(b):
+                print(f"  false pair: {a.name} {b.name} distance {d}")
+        if args.speed:
+            paths, groups = build_speed_set(args.sample, Path(tmp), args.speed, args.seed)
+            start, cpu = time.perf_counter(), time.process_time()
+            pairs = find_near_duplicates(paths, groups, **options)
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+            print(f"speed set: {len(paths)} images in {seconds:.0f} s wall = {len(paths) / seconds:.1f} images/s; "
+                  f"{cpu:.0f} CPU-seconds = {len(paths) / cpu * 2:.1f} images/s on 2 idle cores; {len(pairs)} pairs")
+            rows.append(f"| audit duplicates, speed ({options}) | {machine}, load {os.getloadavg()[0]:.1f} | {len(paths)} augmented copies | "
+                        f"{len(pairs)} pairs | {len(paths) / seconds:.1f} images/s wall ({seconds:.0f} s), "
+                        f"{cpu:.0f} CPU-s |")
+    if args.figure is not None:
+        real_sample_figure(args.sample, args.figure, args.seed)
+    if not args.results.exists():
+        args.results.write_text("| benchmark | machine | data | result | speed |\n|---|---|---|---|---|\n")
+    with args.results.open("a") as f:
+        f.write("\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Tests of textseg.audit: near-duplicates across splits, dataset checks, report, dedupe, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from textseg import audit as A
+from textseg.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+COPIES_111136 = ("IMG_20220627_111136-jpg_1500x2000_jpg.rf.5e2bd44e29d1294fb0887decbd9b9710.jpg",  # id 70
+                 "IMG_20220627_111136-jpg_1500x2000_jpg.rf.0bc5210143be76ff8d4133539b6a66aa.jpg")  # id 349
+
+
+def texture(seed: int, size: int = 192) -> np.ndarray:
+    """A distinct random wall-like texture with a few dark strokes, uint8 RGB (size, size, 3)."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.normal(128, 40, (size, size)).astype(np.float32), (0, 0), 1.5)
+    base += cv2.resize(rng.normal(0, 30, (6, 6)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    for _ in range(3):
+        p0, p1 = rng.integers(0, size, 2), rng.integers(0, size, 2)
+        cv2.line(base, tuple(int(v) for v in p0), tuple(int(v) for v in p1), 40.0, 2)
+    tint = rng.uniform(0.8, 1.2, 3)
+    return np.clip(base[..., None] * tint, 0, 255).astype(np.uint8)
+
+
+def rotate_crop(image: np.ndarray, angle: float = 10.0) -> np.ndarray:
+    """Rotate by `angle` degrees, crop the central 80%, resize back (a Roboflow-style copy)."""
+    h, w = image.shape[:2]
+    rotated = cv2.warpAffine(image, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
+    crop = rotated[h // 10:h - h // 10, w // 10:w - w // 10]
+    return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def hue_shift(image: np.ndarray) -> np.ndarray:
+    """Brighter and hue-shifted copy."""
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.int16)
+    hsv[..., 0] = (hsv[..., 0] + 25) % 180
+    hsv[..., 2] = np.clip(hsv[..., 2] * 1.3, 0, 255)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def cutout(image: np.ndarray) -> np.ndarray:
+    """Copy with three black squares."""
+    out = image.copy()
+    for x, y in ((10, 20), (90, 60), (40, 130)):
+        out[y:y + 30, x:x + 30] = 0
+    return out
+
+
+PLANTED = {
+    "flip": lambda im: im[:, ::-1],
+    "rot90": lambda im: np.rot90(im),
+    "rotcrop": rotate_crop,
+    "hue": hue_shift,
+    "cutout": cutout,
+}
+
+
+def save(image: np.ndarray, path: Path) -> Path:
+    """Write an RGB array as an image file (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(image)).save(path, quality=92)
+    return path
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file under root."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[str], dict[Path, Path]]:
+    """8 distinct textures in train, 5 planted copies + 2 distinct textures in valid; {copy: original}."""
+    folder = tmp_path_factory.mktemp("planted")
+    originals = [save(texture(i), folder / f"train_{i}.jpg") for i in range(8)]
+    copies = {save(fn(np.asarray(Image.open(originals[i]))), folder / f"valid_{name}.jpg"): originals[i]
+              for i, (name, fn) in enumerate(PLANTED.items())}
+    strangers = [save(texture(100 + i), folder / f"valid_new_{i}.jpg") for i in range(2)]
+    paths = originals + list(copies) + strangers
+    groups = ["train"] * len(originals) + ["valid"] * (len(copies) + len(strangers))
+    return paths, groups, copies
+
+
+def test_finds_planted_copies_across_splits_and_nothing_else(planted):
+    paths, groups, copies = planted
+    pairs = A.find_near_duplicates(paths, groups)
+    found = {frozenset((a, b)) for a, b, _ in pairs}
+    assert found == {frozenset((c, o)) for c, o in copies.items()}
+    assert all(0.0 <= d < 1.0 for _, _, d in pairs)
+
+
+def test_same_group_pairs_are_not_compared(planted):
+    paths, _, _ = planted
+    assert A.find_near_duplicates(paths, ["one"] * len(paths)) == []
+
+
+def test_without_groups_every_pair_is_compared(planted):
+    paths, _, copies = planted
+    copy, original = next(iter(copies.items()))
+    pairs = A.find_near_duplicates([original, copy, paths[-1]])
+    assert [{a, b} for a, b, _ in pairs] == [{original, copy}]
+
+
+def test_real_copies_found_and_distinct_real_photos_not_paired():
+    drywall = sorted((SAMPLE / "drywall" / "train").glob("*.jpg"))
+    cracks = sorted((SAMPLE / "cracks" / "train" / "images").glob("*.jpg")) + sorted((SAMPLE / "cracks" / "test").glob("*.jpg"))
+    moved = [p for p in drywall if p.name in COPIES_111136]
+    paths = drywall + cracks
+    groups = ["valid" if p in moved else "train" for p in drywall] + ["train", "valid"] * (len(cracks) // 2)
+    pairs = A.find_near_duplicates(paths, groups)
+    keys = [(a.name.split("_jpg.rf.")[0], b.name.split("_jpg.rf.")[0]) for a, b, _ in pairs]
+    assert all(ka == kb for ka, kb in keys), keys
+    found = {p.name for a, b, _ in pairs for p in (a, b)}
+    assert set(COPIES_111136) <= found
+
+
+def test_unreadable_file_is_skipped_not_fatal(tmp_path, planted, caplog):
+    paths, groups, _ = planted
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    pairs = A.find_near_duplicates([broken] + paths, ["valid"] + groups)
+    assert len(pairs) == 5
+    assert "broken.jpg: cannot decode image" in caplog.text
+
+
+def test_group_length_mismatch_raises(planted):
+    paths, _, _ = planted
+    with pytest.raises(ValueError, match="3 group labels"):
+        A.find_near_duplicates(paths, ["train"] * 3)
+
+
+def make_dataset(root: Path) -> dict[str, Path]:
+    """A masks-layout root with train/valid: a leaked copy, empty/tiny/mismatched masks, an unreadable image."""
+    files: dict[str, Path] = {}
+    full = np.zeros((192, 192), np.uint8)
+    full[60:120, :] = 255
+    for i in range(4):
+        files[f"train{i}"] = save(texture(i), root / "train" / "images" / f"t{i}.jpg")
+        save(np.repeat(full[..., None], 3, 2)[..., 0], root / "train" / "masks" / f"t{i}.png")
+    files["leak"] = save(rotate_crop(texture(2)), root / "valid" / "images" / "leak.jpg")
+    save(full, root / "valid" / "masks" / "leak.png")
+    files["empty"] = save(texture(50), root / "valid" / "images" / "empty.jpg")
+    save(np.zeros((192, 192), np.uint8), root / "valid" / "masks" / "empty.png")
+    files["tiny"] = save(texture(51), root / "valid" / "images" / "tiny.jpg")
+    tiny = np.zeros((192, 192), np.uint8)
+    tiny[5, 5] = 255
+    save(tiny, root / "valid" / "masks" / "tiny.png")
+    files["mismatch"] = save(texture(52), root / "valid" / "images" / "mismatch.jpg")
+    save(np.zeros((100, 120), np.uint8) + 255, root / "valid" / "masks" / "mismatch.png")
+    files["broken"] = root / "valid" / "images" / "broken.jpg"
+    files["broken"].write_bytes(b"\xff\xd8 truncated")
+    save(full, root / "valid" / "masks" / "broken.png")
+    return files
+
+
+def test_audit_report_counts_masks_and_leaks(tmp_path):
+    root = tmp_path / "cracks"
+    files = make_dataset(root)
+    report = A.audit([root])
+    entry = report["roots"][0]
+    assert entry["class"] == "crack"
+    train, valid = entry["splits"]["train"], entry["splits"]["valid"]
+    assert (train["images"], train["masks"], valid["images"], valid["masks"]) == (4, 4, 5, 4)
+    assert [u["file"] for u in valid["unreadable"]] == [str(files["broken"])]
+    assert "cannot read image" in valid["unreadable"][0]["error"]
+    assert valid["size_mismatches"] == [{"image": str(files["mismatch"]), "image_size": [192, 192], "mask_size": [120, 100]}]
+    assert valid["empty_masks"] == [str(files["empty"])]
+    assert valid["tiny_masks"] == [str(files["tiny"])]
+    assert sum(entry["foreground_histogram"]["counts"]) == 8
+    assert len(entry["foreground_histogram"]["edges"]) == A.HIST_BINS + 1
+    dup = report["cross_split_duplicates"]
+    assert [(d["a"], d["b"], d["split_a"], d["split_b"]) for d in dup] == [
+        (str(files["train2"]), str(files["leak"]), "train", "valid")]
+    assert isinstance(dup[0]["distance"], float)
+    assert entry["leaked"] == {"valid": 1}
+
+
+def test_root_without_class_name_needs_class_prefix(tmp_path):
+    (tmp_path / "mydata" / "train").mkdir(parents=True)
+    with pytest.raises(ValueError, match="CLASS=ROOT"):
+        A.parse_roots([tmp_path / "mydata"])
+    assert A.parse_roots([f"taping={tmp_path / 'mydata'}"]) == {tmp_path / "mydata": "taping"}
+
+
+def test_cli_writes_json_figure_and_leak_free_copy(tmp_path, capsys):
+    root = tmp_path / "data" / "walls"
+    files = make_dataset(root)
+    before = tree_digest(root)
+    out = tmp_path / "clean"
+    report_path, figure = tmp_path / "report.json", tmp_path / "audit.png"
+    code = main(["audit", f"crack={root}", "--json", str(report_path), "--figure", str(figure), "--dedupe-to", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "cross-split duplicate pairs: 1" in printed and "unreadable" in printed
+    report = json.loads(report_path.read_text())
+    assert set(report) >= {"roots", "cross_split_duplicates"}
+    assert set(report["cross_split_duplicates"][0]) >= {"a", "b", "distance"}
+    assert figure.stat().st_size > 10_000
+    assert tree_digest(root) == before  # source untouched
+    copied = tree_digest(out / "walls")
+    expected = {k: v for k, v in before.items() if k not in ("valid/images/leak.jpg", "valid/masks/leak.png")}
+    assert copied == expected
+    assert main(["audit", f"crack={root}", "--dedupe-to", str(out)]) == 1  # refuses a non-empty target
+    assert "not empty" in capsys.readouterr().err
+    assert files["leak"].exists()
+
+
+def test_dedupe_filters_coco_json(tmp_path):
+    source = SAMPLE / "drywall" / "train"
+    root = tmp_path / "drywall"
+    shutil.copytree(source, root / "train")
+    (root / "valid").mkdir()
+    coco = json.loads((source / "_annotations.coco.json").read_text())
+    moved = {im["id"] for im in coco["images"] if im["file_name"] in COPIES_111136}
+    for name in COPIES_111136:
+        shutil.move(root / "train" / name, root / "valid" / name)
+    train = {**coco, "images": [im for im in coco["images"] if im["id"] not in moved],
+             "annotations": [a for a in coco["annotations"] if a["image_id"] not in moved]}
+    valid = {**coco, "images": [im for im in coco["images"] if im["id"] in moved],
+             "annotations": [a for a in coco["annotations"] if a["image_id"] in moved]}
+    (root / "train" / "_annotations.coco.json").write_text(json.dumps(train))
+    (root / "valid" / "_annotations.coco.json").write_text(json.dumps(valid))
+    extra = {"a": str(root / "train" / "x.jpg"), "b": str(root / "valid" / COPIES_111136[0]), "distance": 0.5}
+    report = A.audit({"taping": root})
+    assert {Path(d["b"]).name for d in report["cross_split_duplicates"]} == set(COPIES_111136)
+    out = A.dedupe(root, tmp_path / "clean", {"cross_split_duplicates": [extra]})
+    kept = json.loads((out / "valid" / "_annotations.coco.json").read_text())
+    assert [im["file_name"] for im in kept["images"]] == [COPIES_111136[1]]
+    assert all(a["image_id"] != next(im["id"] for im in valid["images"] if im["file_name"] == COPIES_111136[0])
+               for a in kept["annotations"])
+    assert not (out / "valid" / COPIES_111136[0]).exists() and (out / "valid" / COPIES_111136[1]).exists()
+    assert (root / "valid" / COPIES_111136[0]).exists()
+    with pytest.raises(ValueError, match="outside the dataset root"):
+        A.dedupe(root, root / "clean", report)
+
+
+def test_plausible_rejects_reflection_and_extreme_scale():
+    assert A._plausible(np.array([[0.9, 0.2, 5.0], [-0.2, 1.1, 3.0]]))
+    assert not A._plausible(np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    assert not A._plausible(np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]]))
+
+
+def test_keep_strong_drops_weak_second_matches():
+    scored = [(0, 1, 100), (0, 2, 30), (3, 2, 80), (4, 5, 25)]
+    assert A._keep_strong(scored, 0.5) == [(0, 1, 100), (3, 2, 80), (4, 5, 25)]
+
+
+def test_pairing_problem_is_reported_not_fatal(tmp_path):
+    root = tmp_path / "cracks"
+    save(texture(1), root / "train" / "images" / "a.jpg")
+    save(texture(2), root / "train" / "images" / "b.jpg")
+    save(np.zeros((192, 192), np.uint8), root / "train" / "masks" / "a.png")
+    split = A.audit([root])["roots"][0]["splits"]["train"]
+    assert "image without mask: images/b.jpg" in split["error"]
+    assert (split["images"], split["masks"]) == (2, 0)

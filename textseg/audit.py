@@ -1,0 +1,550 @@
+"""Dataset audit: counts, unreadable files, mask checks, and copies of one photo in two splits.
+
+Near-duplicates are found by content in two stages (`find_near_duplicates`):
+
+1. Shortlist. Every image gets a small global descriptor (8x8 grayscale and log-gradient thumbnails
+   over the pixels that are not black fill, contrast-normalised), computed for all 8 flips and
+   90-degree rotations; the similarity of two images is the best of the 8. Second, a tf-idf bag of
+   ORB words (k-means codebook of up to 1024 binary words, learnt on the images themselves, seeded),
+   of the image and of its mirror image. Each query image (all images outside the largest group,
+   usually valid/ and test/) keeps the `top_k` most similar images of the other groups under each of
+   the two descriptors as candidates (chunked matrix products).
+2. Verify. ORB keypoints on a `side` x `side` grayscale copy (CLAHE for the low-contrast boards),
+   ratio-test matches of the query and of its mirror image to the candidate, then a RANSAC affine
+   (`cv2.estimateAffine2D`: rotation, scale, shear, crop). A pair is a copy when the transform is
+   plausible (no reflection left, scales in [1/3, 3]) and keeps at least `min_inliers` matches.
+   Of the verified pairs an image keeps those with at least `keep_ratio` of the inliers of its best
+   match, so a second photo of the same scene does not ride along with the true copy.
+
+The reported distance is 1 - inliers / min(keypoints of a, keypoints of b): about 0 for identical
+files, close to 1 for copies that share only a small part. Measured recall/precision and speed on
+the real Roboflow sample: benchmarks/bench_audit.py (results in benchmarks/audit_results.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from textseg.data import Sample, available_splits, detect_layout, list_samples, load_target
+from textseg.images import ImageReadError, atomic_path, is_image_file, load_image
+from textseg.labels import class_from_keywords
+from textseg.prompts import normalise_class
+
+logger = logging.getLogger(__name__)
+
+THUMB = 8  # side of the shortlist thumbnails
+TINY_FRACTION = 0.001  # a non-empty mask below this foreground fraction is "tiny"
+HIST_BINS = 20
+_BLACK = 10  # gray level at or below which a pixel counts as rotation fill or cutout
+
+
+@dataclass
+class _Features:
+    """Shortlist descriptor and ORB features of one image."""
+
+    dihedral: np.ndarray  # (8, D) descriptor of the 8 flips/rotations, unit rows
+    points: np.ndarray  # (K, 2) keypoint positions in the side x side image
+    descriptors: np.ndarray | None  # (K, 32) uint8 ORB
+    mirror_points: np.ndarray | None  # the same for the left-right mirrored image (query images only)
+    mirror_descriptors: np.ndarray | None
+
+
+def _read_gray(path: Path, side: int) -> np.ndarray | None:
+    """Grayscale uint8 (side, side) copy of an image, or None if OpenCV cannot decode it."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if image is None:
+        return None
+    return cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+
+
+def _thumbnail(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(THUMB, THUMB) mean of `values` over valid pixels, centred and weighted by coverage."""
+    side = values.shape[0]
+    sigma = side / THUMB / 2
+    num = cv2.resize(cv2.GaussianBlur(values * valid, (0, 0), sigma), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    den = cv2.resize(cv2.GaussianBlur(valid, (0, 0), sigma), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    thumb = num / np.maximum(den, 1e-3)
+    weight = np.sqrt(np.clip(den, 0.0, 1.0))
+    thumb = (thumb - (thumb * weight).sum() / max(weight.sum(), 1e-6)) * weight
+    return thumb / (np.linalg.norm(thumb) + 1e-6)
+
+
+def _dihedral_descriptor(gray: np.ndarray) -> np.ndarray:
+    """(8, 2*THUMB*THUMB) shortlist descriptor of all flips/rotations of a gray image."""
+    small = cv2.resize(gray, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    valid = cv2.erode((small > _BLACK / 255.0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
+    thumbs = np.stack([_thumbnail(small, valid), _thumbnail(np.log1p(20.0 * np.sqrt(gx * gx + gy * gy)), valid)])
+    variants = []
+    for k in range(4):
+        rotated = np.rot90(thumbs, k, axes=(1, 2))
+        variants += [rotated, rotated[:, :, ::-1]]
+    return np.stack(variants).reshape(8, -1) / np.sqrt(2.0)  # (8, 128)
+
+
+def _orb(gray: np.ndarray, n_features: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """ORB keypoint positions (K, 2) and descriptors (K, 32) of a CLAHE-equalised gray image."""
+    equalised = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(gray)
+    keypoints, descriptors = cv2.ORB_create(n_features, fastThreshold=10).detectAndCompute(equalised, None)
+    return np.float32([k.pt for k in keypoints]).reshape(-1, 2), descriptors
+
+
+def _features(path: Path, side: int, n_features: int, mirror: bool) -> _Features | None:
+    """Descriptor and ORB features of one image file (and of its mirror image); None if unreadable."""
+    gray = _read_gray(path, side)
+    if gray is None:
+        return None
+    points, descriptors = _orb(gray, n_features)
+    mirror_points, mirror_descriptors = _orb(np.ascontiguousarray(gray[:, ::-1]), n_features) if mirror else (None, None)
+    return _Features(_dihedral_descriptor(gray), points, descriptors, mirror_points, mirror_descriptors)
+
+
+def _queries(groups: np.ndarray) -> np.ndarray:
+    """Indices that search for copies: all but the largest group (its images are found from the others)."""
+    labels, counts = np.unique(groups, return_counts=True)
+    if len(labels) < 2 or counts.max() < 2:
+        return np.arange(len(groups))
+    return np.flatnonzero(groups != labels[np.argmax(counts)])
+
+
+def _shortlist(similarity: Callable[[np.ndarray], np.ndarray], groups: np.ndarray, queries: np.ndarray, top_k: int,
+               chunk: int = 512) -> dict[tuple[int, int], tuple[int, int]]:
+    """{(i, j) with i < j: (query, candidate)}: each query's top_k most similar images of another group."""
+    n = len(groups)
+    pairs: dict[tuple[int, int], tuple[int, int]] = {}
+    k = min(top_k, n - 1)
+    if k <= 0:
+        return pairs
+    for start in range(0, len(queries), chunk):
+        rows = queries[start:start + chunk]
+        sims = similarity(rows)  # (C, N)
+        sims[groups[rows][:, None] == groups[None, :]] = -np.inf  # same group (and self): not candidates
+        best = np.argpartition(-sims, k - 1, axis=1)[:, :k]  # (C, k)
+        for r, (row, cols) in enumerate(zip(rows, best)):
+            for col in cols:
+                if np.isfinite(sims[r, col]):
+                    pairs.setdefault((min(row, col), max(row, col)), (int(row), int(col)))
+    return pairs
+
+
+def _thumbnail_similarity(dihedral: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """rows -> (C, N) best cosine over the 8 flips/rotations of the thumbnail descriptors."""
+    n = len(dihedral)
+    flat = dihedral.reshape(n * 8, -1)  # (N*8, D)
+    return lambda rows: (dihedral[rows, 0] @ flat.T).reshape(len(rows), n, 8).max(axis=2)
+
+
+def _bag_of_words(feats: list[_Features], seed: int, max_words: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """tf-idf bags of ORB words (N, K) of the images and of their mirror images (zeros where not computed)."""
+    rng = np.random.default_rng(seed)
+    pool = np.concatenate([f.descriptors for f in feats if f.descriptors is not None] or [np.zeros((0, 32), np.uint8)])
+    if len(pool) < 64:
+        return np.zeros((len(feats), 1), np.float32), np.zeros((len(feats), 1), np.float32)
+    picked = np.unpackbits(pool[rng.choice(len(pool), min(len(pool), 40_000), replace=False)], axis=1)
+    n_words = int(min(max_words, max(16, len(picked) // 40)))
+    cv2.setRNGSeed(seed)
+    _, _, centres = cv2.kmeans(picked.astype(np.float32), n_words, None, (cv2.TERM_CRITERIA_MAX_ITER, 10, 0), 1,
+                               cv2.KMEANS_PP_CENTERS)
+    words = np.packbits((centres > 0.5).astype(np.uint8), axis=1)  # (K, 32) binary word descriptors
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+
+    def counts(descriptors: np.ndarray | None) -> np.ndarray:
+        if descriptors is None or len(descriptors) == 0:
+            return np.zeros(n_words, np.float32)
+        ids = np.fromiter((m.trainIdx for m in matcher.match(descriptors, words)), dtype=np.int64)
+        return np.bincount(ids, minlength=n_words).astype(np.float32)
+
+    plain = np.stack([counts(f.descriptors) for f in feats])  # (N, K)
+    mirror = np.stack([counts(f.mirror_descriptors) for f in feats])  # (N, K)
+    idf = np.log(len(feats) / (1.0 + (plain > 0).sum(axis=0))).astype(np.float32)
+
+    def weigh(h: np.ndarray) -> np.ndarray:
+        h = np.sqrt(h) * idf
+        return h / (np.linalg.norm(h, axis=1, keepdims=True) + 1e-9)
+
+    return weigh(plain), weigh(mirror)
+
+
+def _bow_similarity(plain: np.ndarray, mirror: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """rows -> (C, N) cosine of bags of words, the query or its mirror image (the larger)."""
+    return lambda rows: np.maximum(plain[rows] @ plain.T, mirror[rows] @ plain.T)
+
+
+def _plausible(affine: np.ndarray) -> bool:
+    """True for an affine map without reflection and with scales between 1/3 and 3."""
+    linear = affine[:, :2]
+    scales = np.linalg.svd(linear, compute_uv=False)
+    return bool(np.linalg.det(linear) > 0 and scales.min() > 1 / 3 and scales.max() < 3)
+
+
+def _inliers(a: _Features, b: _Features, side: int) -> int:
+    """RANSAC affine inliers of ORB matches of a (or of a's mirror image) to b, the larger."""
+    best = 0
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    for points, descriptors in ((a.points, a.descriptors), (a.mirror_points, a.mirror_descriptors)):
+        if b.descriptors is None or descriptors is None or len(b.descriptors) < 2 or len(descriptors) < 2:
+            continue
+        good = [m[0] for m in matcher.knnMatch(descriptors, b.descriptors, k=2)
+                if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+        if len(good) < 6:
+            continue
+        src = points[[m.queryIdx for m in good]]
+        dst = b.points[[m.trainIdx for m in good]]
+        affine, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=side / 100,
+                                            maxIters=1000, confidence=0.99)
+        if affine is not None and _plausible(affine):
+            best = max(best, int(mask.sum()))
+    return best
+
+
+def _keep_strong(scored: list[tuple[int, int, int]], ratio: float) -> list[tuple[int, int, int]]:
+    """Pairs whose inliers are at least `ratio` of the best verified match of a or of b."""
+    best: dict[int, int] = defaultdict(int)
+    for i, j, n in scored:
+        best[i] = max(best[i], n)
+        best[j] = max(best[j], n)
+    return [(i, j, n) for i, j, n in scored if n >= ratio * best[i] or n >= ratio * best[j]]
+
+
+def find_near_duplicates(
+    paths: Sequence[str | Path],
+    groups: Sequence[str] | None = None,
+    top_k: int = 10,
+    min_inliers: int = 20,
+    side: int = 400,
+    n_features: int = 500,
+    keep_ratio: float = 0.7,
+    workers: int = 2,
+    seed: int = 0,
+) -> list[tuple[Path, Path, float]]:
+    """Pairs (a, b, distance) of images that are copies of one photo, best first.
+
+    With `groups` (one label per path, e.g. the split), only pairs from different groups are
+    compared. Unreadable files are skipped with a warning (the audit lists them).
+    """
+    paths = [Path(p) for p in paths]
+    labels = np.asarray(list(groups) if groups is not None else [str(i) for i in range(len(paths))])
+    if len(labels) != len(paths):
+        raise ValueError(f"find_near_duplicates: {len(paths)} paths but {len(labels)} group labels")
+    is_query = np.zeros(len(paths), bool)
+    is_query[_queries(labels)] = True
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        loaded = list(tqdm(pool.map(lambda i: _features(paths[i], side, n_features, bool(is_query[i])), range(len(paths))),
+                           total=len(paths), desc="duplicate features", disable=len(paths) < 200))
+    for path, feats in zip(paths, loaded):
+        if feats is None:
+            logger.warning("%s: cannot decode image, skipped in the duplicate search", path)
+    index = [i for i, f in enumerate(loaded) if f is not None]
+    if len(index) < 2:
+        return []
+    feats = [loaded[i] for i in index]
+    queries = np.flatnonzero(is_query[index])
+    candidates = _shortlist(_thumbnail_similarity(np.stack([f.dihedral for f in feats])), labels[index], queries, top_k)
+    candidates.update(_shortlist(_bow_similarity(*_bag_of_words(feats, seed)), labels[index], queries, top_k))
+    candidates = sorted(candidates.values())
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        counts = list(tqdm(pool.map(lambda ij: _inliers(feats[ij[0]], feats[ij[1]], side), candidates),
+                           total=len(candidates), desc="verify candidates", disable=len(candidates) < 500))
+    scored = [(min(i, j), max(i, j), n) for (i, j), n in zip(candidates, counts) if n >= min_inliers]
+    result = []
+    for i, j, n in _keep_strong(scored, keep_ratio):
+        keypoints = min(len(feats[i].points), len(feats[j].points))
+        result.append((paths[index[i]], paths[index[j]], round(1.0 - n / max(keypoints, 1), 4)))
+    return sorted(result, key=lambda r: (r[2], str(r[0]), str(r[1])))
+
+
+# ----------------------------------------------------------------------------- dataset audit
+
+SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
+
+
+def parse_roots(roots: Sequence[str | Path] | dict[str, str | Path]) -> dict[Path, str]:
+    """{root: class} from a {class: root} dict or ROOT / CLASS=ROOT items (class guessed from the folder name)."""
+    if isinstance(roots, dict):
+        return {Path(root): normalise_class(cls) for cls, root in roots.items()}
+    out: dict[Path, str] = {}
+    for item in roots:
+        text = str(item)
+        if "=" in text:
+            cls, root = text.split("=", 1)
+            cls = normalise_class(cls)
+        else:
+            root = text
+            cls = class_from_keywords(Path(root).resolve().name)
+            if cls is None:
+                raise ValueError(f"{root}: cannot tell the class from the folder name; write it as CLASS=ROOT, "
+                                 f"e.g. crack={root} or taping={root}")
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such dataset root")
+        out[path] = cls
+    return out
+
+
+def _image_files(split_dir: Path) -> list[Path]:
+    """Image files of a split whatever its layout (images/ or the split folder itself)."""
+    folder = split_dir / "images" if (split_dir / "images").is_dir() else split_dir
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+
+
+def _check_sample(sample: Sample) -> dict[str, Any]:
+    """Readability, sizes and foreground fraction of one sample."""
+    record: dict[str, Any] = {"image": str(sample.image)}
+    try:
+        image = load_image(sample.image)
+    except ImageReadError as exc:
+        return {**record, "unreadable": str(exc)}
+    record["size"] = [int(image.shape[1]), int(image.shape[0])]
+    if sample.mask is None and sample.label is None and sample.coco is None:
+        return record
+    try:
+        target = load_target(sample)
+    except (ImageReadError, ValueError) as exc:
+        return {**record, "unreadable": str(exc)}
+    record["mask_size"] = [int(target.shape[1]), int(target.shape[0])]
+    record["foreground"] = float(target.mean())
+    return record
+
+
+def _audit_split(root: Path, split: str, cls: str, workers: int) -> tuple[dict[str, Any], list[Path]]:
+    """Report of one split and its image paths."""
+    split_dir = root / split
+    report: dict[str, Any] = {"layout": None, "error": None}
+    try:
+        report["layout"] = detect_layout(split_dir)
+        samples = list_samples(root, split, cls)
+    except ValueError as exc:  # DatasetError: unpaired files, unknown layout, no images
+        report["error"] = str(exc)
+        samples = [Sample(p, None, cls, split, root) for p in _image_files(split_dir)]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        records = list(tqdm(pool.map(_check_sample, samples), total=len(samples), desc=f"audit {root.name}/{split}",
+                            disable=len(samples) < 200))
+    fractions = [r["foreground"] for r in records if "foreground" in r]
+    report.update({
+        "images": len(samples),
+        "masks": len(fractions),
+        "unreadable": [{"file": r["image"], "error": r["unreadable"]} for r in records if "unreadable" in r],
+        "size_mismatches": [{"image": r["image"], "image_size": r["size"], "mask_size": r["mask_size"]}
+                            for r in records if "mask_size" in r and r["mask_size"] != r["size"]],
+        "empty_masks": [r["image"] for r in records if r.get("foreground") == 0.0],
+        "tiny_masks": [r["image"] for r in records if 0.0 < r.get("foreground", 0.0) < TINY_FRACTION],
+        "foreground_fractions": fractions,
+    })
+    readable = [s.image for s, r in zip(samples, records) if "size" in r]
+    return report, readable
+
+
+def _histogram(fractions: list[float]) -> dict[str, list]:
+    """Foreground-fraction histogram over [0, 1] in HIST_BINS bins."""
+    counts, edges = np.histogram(np.asarray(fractions, dtype=float), bins=HIST_BINS, range=(0.0, 1.0))
+    return {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def _ordered(a: Path, b: Path, split_of: dict[Path, str]) -> tuple[Path, Path]:
+    """The pair with the earlier split (train < valid < test) first."""
+    def rank(p: Path) -> tuple[int, str]:
+        return SPLIT_ORDER.get(split_of[p], len(SPLIT_ORDER)), str(p)
+
+    return (a, b) if rank(a) <= rank(b) else (b, a)
+
+
+def audit(
+    roots: Sequence[str | Path] | dict[str, str | Path],
+    duplicates: bool = True,
+    workers: int = 2,
+    **duplicate_options: Any,
+) -> dict[str, Any]:
+    """Audit dataset roots: counts, unreadable files, mask sizes, empty/tiny masks, cross-split copies."""
+    report: dict[str, Any] = {"roots": [], "cross_split_duplicates": [], "tiny_fraction": TINY_FRACTION}
+    for root, cls in parse_roots(roots).items():
+        entry: dict[str, Any] = {"root": str(root), "class": cls, "splits": {}}
+        paths, split_of = [], {}
+        for split in available_splits(root):
+            split_report, images = _audit_split(root, split, cls, workers)
+            entry["splits"][split] = split_report
+            paths += images
+            split_of.update({p: split for p in images})
+        fractions = [f for s in entry["splits"].values() for f in s.pop("foreground_fractions")]
+        entry["foreground_histogram"] = _histogram(fractions)
+        pairs = []
+        if duplicates and len(entry["splits"]) > 1:
+            found = find_near_duplicates(paths, [split_of[p] for p in paths], workers=workers, **duplicate_options)
+            for a, b, distance in found:
+                a, b = _ordered(a, b, split_of)
+                pairs.append({"a": str(a), "b": str(b), "distance": distance, "split_a": split_of[a],
+                              "split_b": split_of[b], "class": cls, "root": str(root)})
+        entry["leaked"] = {split: len({p["b"] for p in pairs if p["split_b"] == split}) for split in entry["splits"]
+                           if split != "train"}
+        report["cross_split_duplicates"] += pairs
+        report["roots"].append(entry)
+    return report
+
+
+# ----------------------------------------------------------------------------- leak-free copy
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    """True if path is folder or lies under it."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def dedupe(root: str | Path, out_dir: str | Path, report: dict[str, Any]) -> Path:
+    """Copy a dataset root to out_dir without the files of later splits that have a copy in an earlier one.
+
+    For each cross-split pair of this root, the file of the later split (train < valid < test) is
+    dropped with its mask and label; a COCO json is filtered to the kept images. The source is never
+    modified. Returns out_dir.
+    """
+    root, out_dir = Path(root), Path(out_dir)
+    if _is_inside(out_dir, root) or _is_inside(root, out_dir):
+        raise ValueError(f"--dedupe-to {out_dir}: must lie outside the dataset root {root} (and not contain it)")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"--dedupe-to {out_dir}: folder exists and is not empty; choose a new folder")
+    dropped = {Path(p["b"]).resolve() for p in report["cross_split_duplicates"]
+               if _is_inside(Path(p["b"]), root) and _is_inside(Path(p["a"]), root)}
+    dropped_stems = {(d.relative_to(root.resolve()).parts[0], d.stem) for d in dropped}
+    for source in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = source.relative_to(root)
+        target = out_dir / relative
+        if source.resolve() in dropped:
+            continue
+        if len(relative.parts) == 3 and relative.parts[1] in ("masks", "labels") and \
+                (relative.parts[0], source.stem) in dropped_stems:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.name == "_annotations.coco.json":
+            _write_filtered_coco(source, target, {d.name for d in dropped if d.parent == source.parent.resolve()})
+        else:
+            shutil.copy2(source, target)
+    logger.info("%s -> %s: %d leaked files dropped", root, out_dir, len(dropped))
+    return out_dir
+
+
+def _write_filtered_coco(source: Path, target: Path, drop_names: set[str]) -> None:
+    """Write a COCO json without the images named in drop_names and their annotations."""
+    data = json.loads(source.read_text())
+    drop_ids = {im["id"] for im in data.get("images", []) if im.get("file_name") in drop_names}
+    data["images"] = [im for im in data.get("images", []) if im["id"] not in drop_ids]
+    data["annotations"] = [a for a in data.get("annotations", []) if a.get("image_id") not in drop_ids]
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(data))
+
+
+# ----------------------------------------------------------------------------- summary, figure, CLI
+
+def summary(report: dict[str, Any]) -> str:
+    """Human-readable text summary of an audit report."""
+    lines = []
+    for entry in report["roots"]:
+        lines.append(f"{entry['root']} ({entry['class']})")
+        for split, s in entry["splits"].items():
+            lines.append(f"  {split:5s} {s['layout'] or '?':5s} images {s['images']:6d}  masks {s['masks']:6d}  "
+                         f"unreadable {len(s['unreadable'])}  size mismatches {len(s['size_mismatches'])}  "
+                         f"empty {len(s['empty_masks'])}  tiny {len(s['tiny_masks'])}")
+            if s["error"]:
+                lines.append(f"        error: {s['error'].splitlines()[0]}")
+            for bad in s["unreadable"][:5]:
+                lines.append(f"        unreadable: {bad['error']}")
+        leaked = ", ".join(f"{split} {n}" for split, n in entry["leaked"].items()) or "no other split"
+        lines.append(f"  files with a copy in an earlier split: {leaked}")
+    pairs = report["cross_split_duplicates"]
+    lines.append(f"cross-split duplicate pairs: {len(pairs)}")
+    for p in pairs[:20]:
+        lines.append(f"  {p['split_a']}/{Path(p['a']).name}  ~  {p['split_b']}/{Path(p['b']).name}  ({p['distance']:.3f})")
+    if len(pairs) > 20:
+        lines.append(f"  ... and {len(pairs) - 20} more (see the JSON report)")
+    return "\n".join(lines)
+
+
+def audit_figure(report: dict[str, Any], path: str | Path, max_pairs: int = 4, title: str | None = None) -> Path:
+    """Save counts per split and class, foreground histograms and a few duplicate pairs to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = report["cross_split_duplicates"][:max_pairs]
+    rows = 1 + len(pairs)
+    fig = plt.figure(figsize=(10, 3.2 * rows))
+    grid = fig.add_gridspec(rows, 2)
+    ax = fig.add_subplot(grid[0, 0])
+    names = [f"{e['class']}\n{Path(e['root']).name}" for e in report["roots"]]
+    for k, split in enumerate(SPLIT_ORDER):
+        counts = [e["splits"].get(split, {}).get("images", 0) for e in report["roots"]]
+        ax.bar(np.arange(len(names)) + (k - 1) * 0.27, counts, width=0.27, label=split)
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_ylabel("images")
+    ax.set_title("images per split")
+    ax.legend()
+    ax = fig.add_subplot(grid[0, 1])
+    for e in report["roots"]:
+        hist = e["foreground_histogram"]
+        ax.stairs(hist["counts"], hist["edges"], label=e["class"])
+    ax.set_xlabel("foreground fraction of the mask")
+    ax.set_ylabel("masks")
+    ax.set_title("foreground fraction")
+    ax.legend()
+    for row, pair in enumerate(pairs, start=1):
+        for col, key in enumerate(("a", "b")):
+            ax = fig.add_subplot(grid[row, col])
+            ax.imshow(load_image(pair[key]))
+            ax.set_title(f"{pair['split_' + key]}: {Path(pair[key]).name[:40]}", fontsize=8)
+            ax.axis("off")
+        fig.axes[-1].text(-0.05, 0.5, f"distance {pair['distance']:.3f}", transform=fig.axes[-1].transAxes,
+                          ha="center", va="center", rotation=90, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `textseg audit`."""
+    parser.add_argument("roots", nargs="+", metavar="ROOT", help="dataset root, or CLASS=ROOT (crack=data/cracks)")
+    parser.add_argument("--json", type=Path, default=None, help="write the full report here")
+    parser.add_argument("--figure", type=Path, default=None, help="write a PNG: counts, foreground, duplicate pairs")
+    parser.add_argument("--dedupe-to", type=Path, default=None, metavar="DIR",
+                        help="write a leak-free copy of each root to DIR/<root name>")
+    parser.add_argument("--no-duplicates", action="store_true", help="skip the cross-split duplicate search")
+    parser.add_argument("--top-k", type=int, default=10, help="candidates per image and shortlist descriptor (default 10)")
+    parser.add_argument("--min-inliers", type=int, default=20, help="geometric matches that make a copy (default 20)")
+    parser.add_argument("--workers", type=int, default=2, help="threads (default 2)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run the audit, print the summary, write JSON / figure / deduplicated copies."""
+    if args.dedupe_to is not None and args.no_duplicates:
+        raise ValueError("--dedupe-to needs the duplicate search; drop --no-duplicates")
+    report = audit(args.roots, duplicates=not args.no_duplicates, workers=args.workers, top_k=args.top_k,
+                   min_inliers=args.min_inliers)
+    print(summary(report))
+    if args.json is not None:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(report, indent=1))
+        print(f"report: {args.json}")
+    if args.figure is not None:
+        print(f"figure: {audit_figure(report, args.figure)}")
+    if args.dedupe_to is not None:
+        names = [Path(e["root"]).name for e in report["roots"]]
+        for entry in report["roots"]:
+            name = Path(entry["root"]).name if names.count(Path(entry["root"]).name) == 1 else entry["class"]
+            print(f"leak-free copy: {dedupe(entry['root'], args.dedupe_to / name, report)}")
+    return 0
