@@ -1,0 +1,82 @@
+"""Two CPU processes under torchrun (gloo) train like one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+from PIL import Image
+
+from textseg.checkpoint import load_checkpoint
+from textseg.cli import main
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo unavailable"),
+]
+TIMEOUT_S = 420
+
+
+def _make_dataset(root: Path, cls: str, n_train: int = 4, n_valid: int = 3) -> Path:
+    """Tiny images/ + masks/ splits: bright seams or dark cracks on noise (odd valid count: uneven shards)."""
+    rng = np.random.default_rng(7 if cls == "crack" else 8)
+    for split, n in (("train", n_train), ("valid", n_valid)):
+        for sub in ("images", "masks"):
+            (root / split / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = rng.integers(80, 170, (48, 48, 3)).astype(np.uint8)
+            mask = np.zeros((48, 48), bool)
+            c = int(rng.integers(6, 36))
+            if cls == "crack":
+                mask[c : c + 2, :] = True
+                img[mask] = 20
+            else:
+                mask[:, c : c + 6] = True
+                img[mask] = 240
+            Image.fromarray(img).save(root / split / "images" / f"{cls}{i}.png")
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / split / "masks" / f"{cls}{i}.png")
+    return root
+
+
+def _args(data: Path, out: Path) -> list[str]:
+    return ["train", "--data", f"crack={data / 'cracks'}", "--data", f"taping={data / 'drywall'}", "--out", str(out),
+            "--epochs", "3", "--batch-size", "4", "--lr", "3e-3", "--device", "cpu", "--decoder", "seed", "--dim", "64",
+            "--visual-model", "vit_tiny_patch16_224", "--negative-rate", "0.5", "--save-interval", "0"]
+
+
+def test_two_processes_match_one(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _make_dataset(data / "cracks", "crack")
+    _make_dataset(data / "drywall", "taping")
+    assert main(_args(data, tmp_path / "single")) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "textseg",
+           *_args(data, tmp_path / "ddp")]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"torchrun did not finish in {TIMEOUT_S} s: {str(exc.stderr)[-2000:]}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count("best epoch") == 1  # only rank 0 reports
+    single = [json.loads(x) for x in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
+    ddp = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in ddp] == [1, 2, 3]  # one line per epoch: rank 0 writes
+    assert single[-1]["train_loss"] < single[0]["train_loss"]
+    for a, b in zip(single, ddp, strict=True):
+        for key in ("train_loss", "val_loss", "iou_crack", "iou_taping", "negative_fp_rate"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["epoch"], key)
+    # rank 0 (whose counters are logged) computed only its shard: 4 of 8 train images x 2 flips, 3 of 6 valid
+    assert ddp[0]["cache"]["visual_misses"] == 4 * 2 + 3 and single[0]["cache"]["visual_misses"] == 8 * 2 + 6
+    assert ddp[1]["cache"]["visual_misses"] == 4 * 2 + 3  # the exchanged shard of rank 1 is never recomputed
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.jsonl"]
+    weights_a = load_checkpoint(tmp_path / "single" / "last.pt")["decoder"]
+    weights_b = load_checkpoint(tmp_path / "ddp" / "last.pt")["decoder"]
+    for name, value in weights_a.items():
+        torch.testing.assert_close(weights_b[name], value, rtol=1e-4, atol=1e-5, msg=name)

@@ -1,0 +1,187 @@
+"""Training: run files, lowering loss for both decoders, exact resume, --max-minutes, bad input, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from textseg.checkpoint import CheckpointError, load_checkpoint
+from textseg.cli import main
+from textseg.config import DataConfig, ModelConfig, TrainConfig
+from textseg.prompts import all_prompts
+from textseg.train import resolve_device, train
+
+N_TRAIN, N_VALID = 4, 2  # per class
+
+
+def make_dataset(root: Path, cls: str, n_train: int = N_TRAIN, n_valid: int = N_VALID, size: int = 64, seed: int = 0) -> Path:
+    """A tiny dataset in the seed layout (split/images + split/masks): dark diagonal cracks or bright vertical seams."""
+    rng = np.random.default_rng(seed + (0 if cls == "crack" else 100))
+    for split, n in (("train", n_train), ("valid", n_valid)):
+        (root / split / "images").mkdir(parents=True, exist_ok=True)
+        (root / split / "masks").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = rng.integers(90, 160, (size, size, 3)).astype(np.uint8)
+            mask = np.zeros((size, size), bool)
+            c = int(rng.integers(10, size - 20))
+            if cls == "crack":
+                for y in range(size):
+                    x = min(size - 2, max(1, c + (y - size // 2) // 3))
+                    mask[y, x - 1 : x + 2] = True
+                img[mask] = 30
+            else:
+                mask[:, c : c + 8] = True
+                img[mask] = 230
+            Image.fromarray(img).save(root / split / "images" / f"{cls}_{i}.png")
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / split / "masks" / f"{cls}_{i}.png")
+    return root
+
+
+def tiny_configs(roots: dict[str, Path], decoder: str = "refine", **train_kwargs) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """Configs for a fast CPU run: tiny ViT, narrow decoder, batch 4."""
+    data_cfg = DataConfig(roots={c: str(r) for c, r in roots.items()}, negative_rate=0.3)
+    model_cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder=decoder, dim=64, heads=4, refine_width=8, refine_size=64)
+    train_cfg = TrainConfig(**{"epochs": 3, "batch_size": 4, "lr": 3e-3, "save_interval": 2, "device": "cpu", **train_kwargs})
+    return data_cfg, model_cfg, train_cfg
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("data")
+    return {"crack": make_dataset(base / "cracks", "crack"), "taping": make_dataset(base / "drywall", "taping")}
+
+
+@pytest.fixture(scope="module")
+def refine_run(roots: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One uninterrupted 4-epoch refine run, shared by several tests."""
+    out = tmp_path_factory.mktemp("runs") / "full"
+    return out, train(*tiny_configs(roots, epochs=4), out)
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device 'tpu'; use auto, cpu, cuda or cuda:N"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="'cuda' asked for, but CUDA is not available"):
+            resolve_device("cuda")
+
+
+def test_run_writes_files_metrics_and_checkpoints(refine_run: tuple[Path, dict]) -> None:
+    out, summary = refine_run
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["best.pt", "config.json", "epoch_002.pt", "epoch_004.pt", "last.pt", "metrics.jsonl"]  # no temp files
+    lines = _lines(out / "metrics.jsonl")
+    assert [m["epoch"] for m in lines] == [1, 2, 3, 4] and lines == summary["history"]
+    for key in ("train_loss", "val_loss", "iou_crack", "iou_taping", "dice_crack", "dice_taping", "neg_fp_crack",
+                "negative_fp_rate", "mean_iou", "score", "epoch_time_s", "lr"):
+        assert all(isinstance(m[key], float) for m in lines), key
+    assert all(m["score"] == pytest.approx(m["mean_iou"] - 0.5 * m["negative_fp_rate"]) for m in lines)
+    raw = torch.load(out / "last.pt", weights_only=True)
+    assert raw["epoch"] == 4 and raw["configs"]["model"]["decoder"] == "refine"
+    assert raw["encoders"]["visual"]["name"] == "vit_tiny_patch16_224" and raw["metrics"] == lines[-1]
+    best_epoch = max(lines, key=lambda m: m["score"])["epoch"]
+    assert load_checkpoint(out / "best.pt")["epoch"] == best_epoch == summary["best"]["epoch"]
+    assert load_checkpoint(out / "epoch_002.pt")["metrics"] == lines[1]
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["batch_size"] == 4 and config["data"]["roots"]["crack"].endswith("cracks")
+
+
+def test_feature_cache_counts(refine_run: tuple[Path, dict]) -> None:
+    _, summary = refine_run
+    n_train, n_val, epochs = 2 * N_TRAIN, 2 * N_VALID, 4
+    # computed once: every train image at both flips, every validation image unflipped, every prompt
+    assert summary["cache"]["visual_misses"] == 2 * n_train + n_val
+    assert summary["cache"]["visual_hits"] == epochs * (n_train + n_val)
+    assert summary["cache"]["text_misses"] == len(all_prompts())
+    assert summary["cache"]["text_hits"] == epochs * (n_train + 2 * n_val)
+
+
+@pytest.mark.parametrize("decoder", ["seed", "refine"])
+def test_training_lowers_loss(roots: dict[str, Path], tmp_path: Path, decoder: str, refine_run: tuple[Path, dict]) -> None:
+    history = refine_run[1]["history"] if decoder == "refine" else train(*tiny_configs(roots, decoder, epochs=4), tmp_path)["history"]
+    # the validation set is fixed (training losses jump with the sampled negatives and flips)
+    losses = [m["val_loss"] for m in history]
+    assert losses[-1] < losses[0], losses
+
+
+def test_resume_matches_uninterrupted_run(roots: dict[str, Path], tmp_path: Path, refine_run: tuple[Path, dict]) -> None:
+    full_dir, full = refine_run
+    train(*tiny_configs(roots, epochs=2), tmp_path)
+    (tmp_path / "metrics.jsonl").open("a").write('{"epoch": 3, "train_loss": 9.0}\n')  # killed after logging, before last.pt
+    resumed = train(*tiny_configs(roots, epochs=4), tmp_path, resume=tmp_path / "last.pt")
+    assert resumed["epochs_run"] == 2
+    for a, b in zip(full["history"], _lines(tmp_path / "metrics.jsonl"), strict=True):
+        assert a["epoch"] == b["epoch"]
+        for key in ("train_loss", "val_loss", "iou_crack", "iou_taping", "negative_fp_rate"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (a["epoch"], key)
+    weights_a, weights_b = load_checkpoint(full_dir / "last.pt")["decoder"], load_checkpoint(tmp_path / "last.pt")["decoder"]
+    for name, value in weights_a.items():
+        torch.testing.assert_close(weights_b[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_max_minutes_stops_cleanly(roots: dict[str, Path], tmp_path: Path) -> None:
+    summary = train(*tiny_configs(roots, "seed", epochs=5, max_minutes=0.0), tmp_path)
+    assert summary["stopped_early"] and summary["epochs_run"] == 1
+    assert {p.name for p in tmp_path.glob("*.pt")} == {"best.pt", "last.pt"}
+    assert len(_lines(tmp_path / "metrics.jsonl")) == 1
+
+
+def test_no_cache_recomputes_encoders_same_result(roots: dict[str, Path], tmp_path: Path) -> None:
+    cached = train(*tiny_configs(roots, "seed", epochs=1), tmp_path / "cached")
+    uncached = train(*tiny_configs(roots, "seed", epochs=1, cache="none"), tmp_path / "uncached")
+    assert uncached["cache"]["visual_hits"] == 0 and uncached["cache"]["visual_misses"] == 2 * N_TRAIN + 2 * N_VALID
+    # float16 cached features vs float32 recomputed ones: the same training within rounding
+    assert uncached["history"][0]["train_loss"] == pytest.approx(cached["history"][0]["train_loss"], rel=2e-3)
+    assert uncached["history"][0]["val_loss"] == pytest.approx(cached["history"][0]["val_loss"], rel=2e-3)
+
+
+def test_bad_inputs(roots: dict[str, Path], tmp_path: Path, refine_run: tuple[Path, dict]) -> None:
+    full_dir = refine_run[0]
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        train(*tiny_configs(roots, device="gpu0"), tmp_path / "a")
+    with pytest.raises(FileExistsError, match="already holds a training run .*--resume"):
+        train(*tiny_configs(roots), full_dir)
+    with pytest.raises(CheckpointError, match="another model .*decoder: checkpoint 'refine' vs now 'seed'"):
+        train(*tiny_configs(roots, "seed"), tmp_path / "b", resume=full_dir / "last.pt")
+    data_cfg, model_cfg, train_cfg = tiny_configs(roots)
+    model_cfg.visual_layers = (0, 5)
+    with pytest.raises(CheckpointError, match="visual_layers: checkpoint \\[-1\\] vs now \\[0, 5\\]"):
+        train(data_cfg, model_cfg, train_cfg, tmp_path / "c", resume=full_dir / "last.pt")
+    empty = tmp_path / "empty"
+    (empty / "train" / "images").mkdir(parents=True)
+    (empty / "train" / "masks").mkdir(parents=True)
+    with pytest.raises(ValueError, match="empty.train .*no images"):
+        train(*tiny_configs({"crack": empty}), tmp_path / "d")
+    truncated = tmp_path / "bad.pt"
+    truncated.write_bytes((full_dir / "last.pt").read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="bad.pt: cannot read checkpoint"):
+        train(*tiny_configs(roots), tmp_path / "e", resume=truncated)
+    assert not list(tmp_path.rglob("*.pt.*")) and not list((tmp_path).rglob(".*.pt"))  # no partial checkpoints
+
+
+def test_cli_train_and_resume(roots: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", f"crack={roots['crack']}", "--drywall-path", str(roots["taping"]), "--out", str(out),
+            "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--decoder", "seed", "--visual-model",
+            "vit_tiny_patch16_224", "--save-interval", "1", "--cache", "disk"]
+    assert main(args) == 0
+    assert "best epoch 1: IoU crack" in capsys.readouterr().out
+    assert len(list((out / "cache").rglob("*.pt"))) == 2 * 2 * N_TRAIN + 2 * N_VALID + len(all_prompts())
+    assert main(["train", "--out", str(out), "--epochs", "2", "--resume"]) == 0  # everything else from last.pt
+    assert [m["epoch"] for m in _lines(out / "metrics.jsonl")] == [1, 2]
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["configs"]["model"]["decoder"] == "seed" and ckpt["configs"]["train"]["epochs"] == 2
+    assert ckpt["configs"]["train"]["cache"] == "disk" and ckpt["metrics"]["cache"]["visual_misses"] == 0
+    assert main(args[:-4] + ["--device", "tpu", "--out", str(tmp_path / "x")]) == 1
+    assert "textseg train: error: unknown device 'tpu'" in capsys.readouterr().err

@@ -1,0 +1,101 @@
+"""Checkpoints: atomic save, safe load (`torch.load(weights_only=True)`), clear errors for bad files.
+
+A checkpoint is a plain dict of tensors and primitive containers, so it loads with
+`weights_only=True`:
+
+    format      "textseg-checkpoint"        version   1
+    decoder     the decoder's state_dict    optimizer the AdamW state_dict (absent in exported files)
+    epoch       completed epochs            configs   {"data": {...}, "model": {...}, "train": {...}}
+    encoders    encoder identity            metrics   the epoch's metrics line (dict)
+    state       run state for an exact resume (RNG states, best score, grad scaler)
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from textseg.images import atomic_path
+
+FORMAT = "textseg-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("decoder", "epoch", "configs", "encoders")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is corrupt, foreign, or incompatible; the message names the file."""
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write payload (plus format and version tags) to path atomically; never leaves a partial file."""
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise ValueError(f"checkpoint payload for {path} lacks keys {missing}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a textseg checkpoint with weights_only=True; CheckpointError for a truncated or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "the file is truncated, corrupt, or not a PyTorch file: use another checkpoint (e.g. RUN/best.pt)"
+        ) from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = sorted(map(str, data))[:8] if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"{path}: not a textseg checkpoint (found {found}); give a file written by `textseg train`")
+    if data.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {data['version']} is newer than this textseg ({VERSION})")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise CheckpointError(f"{path}: textseg checkpoint lacks {missing}; the file is damaged")
+    return data
+
+
+def checkpoint_configs(ckpt: dict[str, Any]) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """The three configs stored in a checkpoint, as dataclasses."""
+    cfgs = ckpt["configs"]
+    return from_dict(DataConfig, cfgs["data"]), from_dict(ModelConfig, cfgs["model"]), from_dict(TrainConfig, cfgs["train"])
+
+
+def identity_differences(expected: dict[str, Any], actual: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two (nested) encoder identity dicts."""
+    diffs = []
+    for key in sorted(set(expected) | set(actual)):
+        a, b = expected.get(key), actual.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += identity_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}: checkpoint {a!r} vs now {b!r}")
+    return diffs
+
+
+def check_encoders(ckpt: dict[str, Any], identity: dict[str, Any], path: str | Path = "checkpoint") -> None:
+    """Raise CheckpointError if the encoders now loaded differ from those the checkpoint was trained with."""
+    diffs = identity_differences(ckpt["encoders"], identity)
+    if diffs:
+        raise CheckpointError(
+            f"{path}: decoder was trained with other encoders ({'; '.join(diffs)}); "
+            "load the same encoder weights (--visual-model/--visual-weights/--visual-layers/--text-weights)"
+        )
+
+
+def check_model_config(ckpt: dict[str, Any], model_cfg: ModelConfig, path: str | Path = "checkpoint") -> None:
+    """Raise CheckpointError if a model config differs from the checkpoint's (decoder type, widths, encoders)."""
+    saved, current = ckpt["configs"]["model"], to_dict(model_cfg)
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {current[k]!r}" for k in sorted(current) if saved.get(k) != current[k]]
+    if diffs:
+        raise CheckpointError(f"{path}: checkpoint is of another model ({'; '.join(diffs)}); use matching settings")

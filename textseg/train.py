@@ -1,0 +1,590 @@
+"""Training the decoder on frozen encoders: feature cache, validation, checkpoints, exact resume, DDP.
+
+`textseg train --data crack=ROOT --data taping=ROOT --out RUN` writes into RUN:
+    config.json      the three configs and the encoders' identity
+    metrics.jsonl    one JSON line per epoch (losses, IoU/Dice per class, negative-prompt FP rate, time, lr)
+    last.pt          every epoch;  best.pt  the best epoch by `score`;  epoch_XXX.pt  every --save-interval
+    cache/           features, with --cache disk
+
+Model selection: score = mean IoU over classes - FP_PENALTY * negative-prompt false-positive rate, where
+an image counts as a false positive when its other class's canonical prompt predicts more than 1% of
+its pixels. A model that ignores the prompt (FP rate near 1) thus loses FP_PENALTY IoU points.
+
+Under `torchrun --nproc_per_node N -m textseg train ...` every rank trains on its DistributedSampler
+share of each global batch (--batch-size is global, split evenly over ranks), computes the features of
+its shard of the images, validates its shard; rank 0 writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm.auto import tqdm
+
+from textseg import CLASSES, MODEL_SIZE
+from textseg.cache import FeatureCache
+from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, save_checkpoint
+from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from textseg.images import atomic_path
+
+LOGGER = logging.getLogger(__name__)
+FP_PENALTY = 0.5  # IoU points a model loses for predicting on every negative prompt
+NEGATIVE_FP_FRACTION = 0.01  # a negative prompt is a false positive when > 1% of pixels are predicted
+THRESHOLD = 0.5  # probability threshold for validation masks
+
+
+# ---- devices, distributed, precision ----------------------------------------------------------
+def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
+    """torch.device for "auto" | "cpu" | "cuda" | "cuda:N"; clear errors for unknown names or missing CUDA."""
+    name = str(name).strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if name != "cuda" and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available here (torch {torch.__version__}); use --device cpu or auto")
+    index = int(name[5:]) if ":" in name else (local_rank or 0)
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return torch.device("cuda", index)
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    owns_group: bool = False  # this run created the process group (and destroys it at the end)
+
+    @property
+    def main(self) -> bool:
+        """True on the rank that writes files and logs."""
+        return self.rank == 0
+
+
+def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
+    """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; init the process group (nccl on GPU, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(), resolve_device(device_name)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name, local_rank)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    info = Dist(int(os.environ["RANK"]), world, local_rank, owns_group=not dist.is_initialized())
+    if info.owns_group:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return info, device
+
+
+def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """Mixed-precision dtype on CUDA (bf16 where supported, else fp16); None on CPU or when disabled."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def all_sum(values: list[float], info: Dist, device: torch.device) -> list[float]:
+    """Sum a list of numbers over ranks (identity in a single process)."""
+    if info.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ---- reproducibility --------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """RNG states as tensors and primitive containers (safe for weights_only loading)."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the RNG states saved by rng_state()."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if torch.cuda.is_available() and state["cuda"]:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+# ---- data -------------------------------------------------------------------------------------
+def build_datasets(data_cfg: DataConfig) -> tuple[Any, Any]:
+    """(train SegDataset with sampling, validation SegDataset unflipped) from the configured roots."""
+    from textseg.data import SegDataset, collect_split
+
+    if data_cfg.image_size != MODEL_SIZE:
+        raise ValueError(f"image_size {data_cfg.image_size}: the encoders take {MODEL_SIZE}x{MODEL_SIZE} inputs; use {MODEL_SIZE}")
+    if not data_cfg.roots:
+        raise ValueError("no datasets given; use --data crack=ROOT --data taping=ROOT")
+    roots = {cls: Path(root) for cls, root in data_cfg.roots.items()}
+    train_samples = collect_split(roots, "train", data_cfg.val_fraction, data_cfg.seed)
+    val_samples = collect_split(roots, "valid", data_cfg.val_fraction, data_cfg.seed)
+    where = ", ".join(f"{c}={r}" for c, r in roots.items())
+    if not train_samples:
+        raise ValueError(f"no training images found in {where}; expected ROOT/train/images/ (or ROOT/images/)")
+    if not val_samples:
+        raise ValueError(f"no validation images in {where}: add a valid/ split or set --val-fraction above 0")
+    size = data_cfg.image_size
+    train_ds = SegDataset(train_samples, size, negative_rate=data_cfg.negative_rate, flip=data_cfg.flip, seed=data_cfg.seed, preload=True)
+    val_ds = SegDataset(val_samples, size, negative_rate=0.0, flip=False, seed=data_cfg.seed, preload=True)
+    return train_ds, val_ds
+
+
+class Unflipped(torch.utils.data.Dataset):
+    """A SegDataset's images with any flip undone, and their paths: what the feature cache encodes."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.dataset[index]  # preloaded: no second decode of the files
+        image = item["image"].flip(-1) if item["flip"] else item["image"]  # (3, S, S)
+        return {"image": image, "path": item["path"]}
+
+
+# ---- one epoch --------------------------------------------------------------------------------
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+    """BCE + Dice, plus the presence term for decoders that predict one (refine)."""
+    from textseg.losses import segmentation_loss
+
+    presence = aux.get("presence")
+    return segmentation_loss(logits.float(), target, None if presence is None else presence.float())
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    cache: FeatureCache,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    info: Dist,
+    desc: str = "train",
+) -> float:
+    """One pass over the loader; returns the mean training loss over all ranks' samples."""
+    model.train()
+    total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not info.main):
+        images = batch["image"].to(device, non_blocking=True)  # (B, 3, 224, 224)
+        masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, 224, 224)
+        visual = cache.visual_tokens(images, batch["path"], batch["flip"].tolist())  # (B, 196, Dv)
+        text, padding = cache.text_tokens(batch["prompt"])  # (B, 77, Dt), (B, 77)
+        with _autocast(device, dtype):
+            logits, aux = model(visual, text, padding, image=images, return_aux=True)  # (B, 1, 224, 224)
+        loss = _loss(logits, masks, aux)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += loss.detach() * len(images)  # no device sync per step
+        count += len(images)
+    summed, count = all_sum([float(total), float(count)], info, device)
+    return summed / max(count, 1)
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    dataset: Any,
+    cache: FeatureCache,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    info: Dist,
+    batch_size: int,
+) -> dict[str, float]:
+    """Loss, IoU/Dice per class (summed counts at model size) and negative-prompt FP rate on this rank's shard."""
+    from textseg.prompts import canonical_prompt, other_class
+
+    model.eval()
+    shard = Subset(dataset, list(range(info.rank, len(dataset), info.world)))
+    loader = DataLoader(shard, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
+    keys = [f"{c}_{k}" for c in CLASSES for k in ("tp", "fp", "fn", "n", "neg_fp")]
+    sums = dict.fromkeys(keys + ["loss", "pairs"], 0.0)
+    for batch in tqdm(loader, desc="valid", unit="batch", leave=False, disable=not info.main):
+        images = batch["image"].to(device, non_blocking=True)  # (B, 3, 224, 224)
+        masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, 224, 224)
+        classes = list(batch["cls"])
+        visual = cache.visual_tokens(images, batch["path"], [0] * len(classes))  # (B, 196, Dv)
+        prompts = [canonical_prompt(c) for c in classes] + [canonical_prompt(other_class(c)) for c in classes]
+        text, padding = cache.text_tokens(prompts)  # (2B, 77, Dt)
+        with _autocast(device, dtype):
+            logits, aux = model(visual.repeat(2, 1, 1), text, padding, image=images.repeat(2, 1, 1, 1), return_aux=True)
+        logits = logits.float()  # (2B, 1, 224, 224): positives, then negatives
+        targets = torch.cat([masks, torch.zeros_like(masks)])
+        sums["loss"] += float(_loss(logits, targets, aux)) * len(targets)
+        sums["pairs"] += len(targets)
+        pred = (logits.sigmoid() > THRESHOLD).flatten(1)  # (2B, H*W)
+        pos, neg, target = pred[: len(classes)], pred[len(classes) :], masks.flatten(1) > 0.5
+        counts = torch.stack([
+            (pos & target).sum(1), (pos & ~target).sum(1), (~pos & target).sum(1),
+            (neg.float().mean(1) > NEGATIVE_FP_FRACTION).long(),
+        ], 1).tolist()  # (B, 4): tp, fp, fn, negative false positive; one device sync per batch
+        for cls, (tp, fp, fn, neg_fp) in zip(classes, counts):
+            sums[f"{cls}_tp"] += tp
+            sums[f"{cls}_fp"] += fp
+            sums[f"{cls}_fn"] += fn
+            sums[f"{cls}_n"] += 1
+            sums[f"{cls}_neg_fp"] += neg_fp
+    names = list(sums)
+    sums = dict(zip(names, all_sum([sums[k] for k in names], info, device)))
+    return summarise_validation(sums)
+
+
+def summarise_validation(sums: dict[str, float]) -> dict[str, float]:
+    """Metrics from summed counts: IoU, Dice, FP rate per present class; means; the selection score."""
+    from textseg.metrics import dice, iou
+
+    out: dict[str, float] = {"val_loss": sums["loss"] / max(sums["pairs"], 1)}
+    present = [c for c in CLASSES if sums[f"{c}_n"] > 0]
+    for c in present:
+        tp, fp, fn = (int(sums[f"{c}_{k}"]) for k in ("tp", "fp", "fn"))
+        out[f"iou_{c}"] = float(iou(tp, fp, fn))
+        out[f"dice_{c}"] = float(dice(tp, fp, fn))
+        out[f"neg_fp_{c}"] = sums[f"{c}_neg_fp"] / sums[f"{c}_n"]
+    out["mean_iou"] = float(np.mean([out[f"iou_{c}"] for c in present]))
+    out["mean_dice"] = float(np.mean([out[f"dice_{c}"] for c in present]))
+    out["negative_fp_rate"] = sum(sums[f"{c}_neg_fp"] for c in present) / sum(sums[f"{c}_n"] for c in present)
+    out["score"] = out["mean_iou"] - FP_PENALTY * out["negative_fp_rate"]
+    return out
+
+
+# ---- run directory ----------------------------------------------------------------------------
+def _write_json(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _read_history(path: Path, upto: int) -> list[dict[str, Any]]:
+    """metrics.jsonl lines of epochs <= upto (lines a killed run wrote after its last checkpoint are dropped)."""
+    if not path.is_file():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [m for m in lines if m["epoch"] <= upto]
+
+
+def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(m) + "\n" for m in history))
+
+
+def _check_out_dir(out_dir: Path, resume: Path | None, overwrite: bool) -> None:
+    """Refuse to mix a new run into a folder holding another run's checkpoints."""
+    if resume is None and not overwrite and (out_dir / "last.pt").exists():
+        raise FileExistsError(f"{out_dir} already holds a training run ({out_dir / 'last.pt'}); use --resume to continue it, --overwrite to replace it, or another --out")
+    if resume is None and overwrite:
+        for old in [*out_dir.glob("epoch_*.pt"), out_dir / "best.pt", out_dir / "last.pt", out_dir / "metrics.jsonl"]:
+            old.unlink(missing_ok=True)
+
+
+# ---- the run ----------------------------------------------------------------------------------
+def train(
+    data_cfg: DataConfig,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train the decoder; write checkpoints and metrics under out_dir; return a summary dict.
+
+    Summary: "history" (metrics per epoch), "best" (its metrics line), "epochs_run" (in this call),
+    "stopped_early" (--max-minutes), "cache" (hit/miss counters), "paths" (best/last/metrics).
+    """
+    from textseg.decoder import build_decoder
+    from textseg.encoders import build_encoders, encoder_identity
+
+    start = time.monotonic()
+    out_dir = Path(out_dir)
+    info, device = setup_distributed(train_cfg.device)
+    if train_cfg.batch_size % info.world:
+        raise ValueError(f"--batch-size {train_cfg.batch_size} must be divisible by the {info.world} processes")
+    if train_cfg.cache not in ("memory", "disk", "none"):
+        raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use memory, disk or none")
+    ckpt = load_checkpoint(resume) if resume is not None else None
+    if ckpt is not None:
+        check_model_config(ckpt, model_cfg, resume)  # type: ignore[arg-type]
+    if info.main:
+        _check_out_dir(out_dir, None if resume is None else Path(resume), overwrite)
+    seed_everything(train_cfg.seed)
+    train_ds, val_ds = build_datasets(data_cfg)
+    visual, text = build_encoders(model_cfg)
+    visual, text = visual.to(device).eval(), text.to(device).eval()
+    identity = encoder_identity(visual, text)
+    if ckpt is not None:
+        check_encoders(ckpt, identity, resume)  # type: ignore[arg-type]
+    decoder = build_decoder(model_cfg, visual.out_dim, text.out_dim).to(device)
+    model: nn.Module = decoder
+    if info.world > 1:
+        model = nn.parallel.DistributedDataParallel(decoder, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    dtype = amp_dtype(device, train_cfg.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    configs = {"data": to_dict(data_cfg), "model": to_dict(model_cfg), "train": to_dict(train_cfg)}
+
+    first_epoch, best_score, history = 0, -math.inf, []
+    if ckpt is not None:
+        first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler)
+        history = _read_history(out_dir / "metrics.jsonl", first_epoch)
+        LOGGER.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
+    if info.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(out_dir / "config.json", {**configs, "encoders": identity})
+        _write_history(out_dir / "metrics.jsonl", history)
+
+    cache = FeatureCache(visual, text, train_cfg.cache, out_dir / "cache", device, batch_size=max(16, train_cfg.batch_size // info.world), amp_dtype=dtype)
+    _precompute(cache, train_ds, val_ds, data_cfg, info)
+
+    sampler = DistributedSampler(train_ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=train_cfg.seed)
+    loader = DataLoader(
+        train_ds,
+        batch_size=train_cfg.batch_size // info.world,
+        sampler=sampler,
+        num_workers=train_cfg.num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    if ckpt is not None and "state" in ckpt:
+        set_rng_state(ckpt["state"]["rng"][min(info.rank, len(ckpt["state"]["rng"]) - 1)])
+    LOGGER.info(
+        "training %s decoder (%.2f M parameters) on %d images, validating on %d; device %s x%d; cache %s",
+        model_cfg.decoder, sum(p.numel() for p in decoder.parameters()) / 1e6, len(train_ds), len(val_ds), device, info.world, train_cfg.cache,
+    )
+
+    epochs_run, stopped_early = 0, False
+    for epoch in range(first_epoch, train_cfg.epochs):
+        tic = time.monotonic()
+        train_ds.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        train_loss = train_epoch(model, loader, cache, optimizer, scaler, device, dtype, info, f"epoch {epoch + 1}/{train_cfg.epochs}")
+        metrics = validate(decoder, val_ds, cache, device, dtype, info, train_cfg.batch_size // info.world)
+        line = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            **metrics,
+            "epoch_time_s": time.monotonic() - tic,
+            "lr": optimizer.param_groups[0]["lr"],
+            "cache": dict(cache.stats),
+        }
+        history.append(line)
+        is_best = line["score"] > best_score
+        best_score = max(best_score, line["score"])
+        rngs = _gather_rng(info)
+        if info.main:
+            _log_epoch(line, train_cfg.epochs, is_best)
+            payload = {
+                "decoder": decoder.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "configs": configs,
+                "encoders": identity,
+                "metrics": line,
+                "state": {"rng": rngs, "best_score": best_score, "scaler": scaler.state_dict() if scaler.is_enabled() else {}},
+            }
+            _save_epoch(out_dir, payload, is_best, train_cfg.save_interval)
+        epochs_run += 1
+        if _out_of_time(start, train_cfg.max_minutes, info, device) and epoch + 1 < train_cfg.epochs:
+            LOGGER.info("stopping after epoch %d: --max-minutes %s reached", epoch + 1, train_cfg.max_minutes)
+            stopped_early = True
+            break
+    if info.world > 1:
+        dist.barrier()
+    if info.owns_group:
+        dist.destroy_process_group()
+    best = max(history, key=lambda m: m["score"]) if history else None
+    return {
+        "history": history,
+        "best": best,
+        "epochs_run": epochs_run,
+        "stopped_early": stopped_early,
+        "cache": dict(cache.stats),
+        "paths": {"best": out_dir / "best.pt", "last": out_dir / "last.pt", "metrics": out_dir / "metrics.jsonl"},
+        "elapsed_s": time.monotonic() - start,
+    }
+
+
+def _restore(ckpt: dict[str, Any], decoder: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> tuple[int, float]:
+    """Load decoder, optimizer and grad-scaler states; return (completed epochs, best score so far)."""
+    decoder.load_state_dict(ckpt["decoder"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    state = ckpt.get("state", {})
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return int(ckpt["epoch"]), float(state.get("best_score", -math.inf))
+
+
+def _save_epoch(out_dir: Path, payload: dict[str, Any], is_best: bool, save_interval: int) -> None:
+    """Append the metrics line, then write last.pt, best.pt (if best) and epoch_XXX.pt (every save_interval)."""
+    epoch = payload["epoch"]
+    with (out_dir / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps(payload["metrics"]) + "\n")
+    save_checkpoint(out_dir / "last.pt", payload)
+    if is_best:
+        save_checkpoint(out_dir / "best.pt", payload)
+    if save_interval > 0 and epoch % save_interval == 0:
+        save_checkpoint(out_dir / f"epoch_{epoch:03d}.pt", payload)
+
+
+def _precompute(cache: FeatureCache, train_ds: Any, val_ds: Any, data_cfg: DataConfig, info: Dist) -> None:
+    """Fill the cache: all prompts, this rank's shard of (train image, flip) and validation images."""
+    from textseg.prompts import all_prompts
+
+    if cache.mode == "none":
+        return
+    cache.precompute_text(all_prompts())
+    own = Subset(Unflipped(train_ds), list(range(info.rank, len(train_ds), info.world)))
+    keys = cache.precompute_visual(own, (0, 1) if data_cfg.flip else (0,), desc="caching train features")
+    cache.share(keys)
+    val_own = Subset(val_ds, list(range(info.rank, len(val_ds), info.world)))
+    cache.precompute_visual(val_own, (0,), desc="caching valid features")
+    if info.world > 1:
+        dist.barrier()  # disk mode: every rank's shard is written before any rank reads it
+
+
+def _gather_rng(info: Dist) -> list[dict[str, Any]]:
+    """Every rank's RNG state (rank order), so a resumed DDP run continues each rank's stream."""
+    state = rng_state()
+    if info.world == 1:
+        return [state]
+    states: list[Any] = [None] * info.world
+    dist.all_gather_object(states, state)
+    return states
+
+
+def _out_of_time(start: float, max_minutes: float | None, info: Dist, device: torch.device) -> bool:
+    """True once max_minutes have passed since the run started (rank 0 decides for all ranks)."""
+    if max_minutes is None:
+        return False
+    flag = float(time.monotonic() - start >= max_minutes * 60) if info.main else 0.0
+    return all_sum([flag], info, device)[0] > 0
+
+
+def _log_epoch(line: dict[str, Any], epochs: int, is_best: bool) -> None:
+    ious = " ".join(f"{c} {line[f'iou_{c}']:.3f}" for c in CLASSES if f"iou_{c}" in line)
+    LOGGER.info(
+        "epoch %d/%d: train loss %.4f, val loss %.4f, IoU %s, negative FP %.3f, score %.3f%s (%.1f s)",
+        line["epoch"], epochs, line["train_loss"], line["val_loss"], ious, line["negative_fp_rate"], line["score"],
+        " *best*" if is_best else "", line["epoch_time_s"],
+    )
+
+
+# ---- command line -----------------------------------------------------------------------------
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `textseg train`; unset options keep the defaults (or, with --resume, the checkpoint's)."""
+    from textseg.data import add_data_arguments
+
+    add_data_arguments(parser)
+    d, m, t = DataConfig(), ModelConfig(), TrainConfig()
+    parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, metrics.jsonl, config.json)")
+    parser.add_argument("--epochs", type=int, help=f"epochs to train (default {t.epochs})")
+    parser.add_argument("--batch-size", type=int, help=f"global batch size (default {t.batch_size})")
+    parser.add_argument("--lr", type=float, help=f"AdamW learning rate (default {t.lr})")
+    parser.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {t.weight_decay})")
+    parser.add_argument("--save-interval", type=int, help=f"also write epoch_XXX.pt every N epochs (default {t.save_interval}; 0: never)")
+    parser.add_argument("--seed", type=int, help=f"seed of the valid carve, prompt/negative/flip sampling and shuffling (default {t.seed}; decoder init and random encoders keep ModelConfig.seed)")
+    parser.add_argument("--device", help=f"auto | cpu | cuda | cuda:N (default {t.device})")
+    parser.add_argument("--negative-rate", type=float, help=f"fraction of examples given the other class's prompt and an empty mask (default {d.negative_rate})")
+    parser.add_argument("--val-fraction", type=float, help=f"photos held back for validation where a root has no valid/ (default {d.val_fraction})")
+    parser.add_argument("--image-size", type=int, choices=[MODEL_SIZE], help=f"model input size (fixed: {MODEL_SIZE})")
+    parser.add_argument("--decoder", choices=["seed", "refine"], help=f"decoder (default {m.decoder})")
+    parser.add_argument("--dim", type=int, help=f"decoder width (default {m.dim})")
+    parser.add_argument("--refine-width", type=int, help=f"channels of the refinement branch (default {m.refine_width})")
+    parser.add_argument("--visual-model", help=f"timm ViT name (default {m.visual_model})")
+    parser.add_argument("--visual-weights", help=f"pretrained | random | FILE (default {m.visual_weights})")
+    parser.add_argument("--visual-layers", type=int, nargs="+", metavar="BLOCK", help="transformer blocks whose tokens are used (default: -1, the last)")
+    parser.add_argument("--text-weights", help=f"pretrained | random | FILE (default {m.text_weights})")
+    parser.add_argument("--cache", choices=["memory", "disk"], help=f"where cached encoder features live (default {t.cache}; disk: RUN/cache/)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute the frozen encoders at every step (the seed's behaviour)")
+    parser.add_argument("--max-minutes", type=float, help="stop after the epoch that crosses M minutes (this invocation), keeping best.pt and last.pt")
+    parser.add_argument("--num-workers", type=int, help=f"DataLoader workers (default {t.num_workers})")
+    parser.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    parser.add_argument("--resume", nargs="?", const="", metavar="CKPT", help="continue a run from CKPT (default: OUT/last.pt)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+
+
+_ARG_FIELDS = {
+    "data": {"negative_rate": "negative_rate", "val_fraction": "val_fraction", "image_size": "image_size", "seed": "seed"},
+    "model": {"decoder": "decoder", "dim": "dim", "refine_width": "refine_width", "visual_model": "visual_model", "visual_weights": "visual_weights", "visual_layers": "visual_layers", "text_weights": "text_weights"},
+    "train": {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "save_interval": "save_interval", "seed": "seed", "device": "device", "cache": "cache", "max_minutes": "max_minutes", "num_workers": "num_workers"},
+}
+
+
+def configs_from_args(args: argparse.Namespace, base: dict[str, dict[str, Any]] | None = None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """Configs from parsed CLI arguments over `base` (a checkpoint's configs) or the defaults."""
+    from textseg.data import parse_data_specs
+
+    base = base or {"data": to_dict(DataConfig()), "model": to_dict(ModelConfig()), "train": to_dict(TrainConfig())}
+    values = {k: dict(v) for k, v in base.items()}
+    for group, fields in _ARG_FIELDS.items():
+        for arg, name in fields.items():
+            if getattr(args, arg, None) is not None:
+                values[group][name] = getattr(args, arg)
+    if args.no_cache:
+        values["train"]["cache"] = "none"
+    if args.no_amp:
+        values["train"]["amp"] = False
+    if args.data or args.cracks_path or args.drywall_path:
+        roots = parse_data_specs(args.data, args.cracks_path, args.drywall_path)
+        values["data"]["roots"] = {cls: str(root) for cls, root in roots.items()}
+    return from_dict(DataConfig, values["data"]), from_dict(ModelConfig, values["model"]), from_dict(TrainConfig, values["train"])
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """`textseg train`: build configs from the arguments (and --resume's checkpoint) and train."""
+    resume = None if args.resume is None else Path(args.resume or args.out / "last.pt")
+    base = None
+    if resume is not None:
+        base = load_checkpoint(resume)["configs"]
+    data_cfg, model_cfg, train_cfg = configs_from_args(args, base)
+    summary = train(data_cfg, model_cfg, train_cfg, args.out, resume=resume, overwrite=args.overwrite)
+    if int(os.environ.get("RANK", "0")) == 0:
+        best = summary["best"]
+        if best is not None:
+            ious = ", ".join(f"{c} {best[f'iou_{c}']:.3f}" for c in CLASSES if f"iou_{c}" in best)
+            print(f"best epoch {best['epoch']}: IoU {ious}; negative-prompt FP rate {best['negative_fp_rate']:.3f}; score {best['score']:.3f}")
+        print(f"ran {summary['epochs_run']} epoch(s) in {summary['elapsed_s']:.1f} s{' (stopped by --max-minutes)' if summary['stopped_early'] else ''}")
+        print(f"checkpoints: {summary['paths']['best']}, {summary['paths']['last']}; metrics: {summary['paths']['metrics']}")
+    return 0
+
