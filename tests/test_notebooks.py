@@ -1,0 +1,270 @@
+"""The numbered notebooks: committed clean, run headless in smoke mode, chained, failures reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from textseg import cli
+from textseg.notebooks import (
+    NOTEBOOKS_DIR,
+    declared_parameters,
+    list_notebooks,
+    parse_overrides,
+    run_notebooks,
+    select_notebooks,
+)
+
+EXPECTED = ["01_explore_data", "02_extract_masks", "03_train_decoder", "04_attention_maps", "05_evaluate",
+            "06_prompt_playground"]
+
+
+# ------------------------------------------------------------------------------------ committed files
+
+
+def test_the_six_notebooks_are_there_in_order():
+    assert [p.stem for p in list_notebooks()] == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_committed_notebook_is_clean_and_parameterised(name):
+    nb = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    first, second = nb.cells[0], nb.cells[1]
+    assert first.cell_type == "markdown" and "**Question" in first.source
+    assert second.cell_type == "code" and "parameters" in second.metadata.get("tags", [])
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: commit without outputs"
+    params = declared_parameters(NOTEBOOKS_DIR / f"{name}.ipynb")
+    assert params["smoke"] == "False" and params["figures_dir"] == '"figures"'
+    assert "from textseg" in "".join(c.source for c in nb.cells)
+
+
+def test_notebooks_that_read_the_run_default_to_the_main_run():
+    for name in EXPECTED[3:]:
+        assert declared_parameters(NOTEBOOKS_DIR / f"{name}.ipynb")["checkpoint"] == '"outputs/runs/main/best.pt"'
+    assert declared_parameters(NOTEBOOKS_DIR / "03_train_decoder.ipynb")["run_dir"] == '"outputs/runs/main"'
+
+
+# ------------------------------------------------------------------------------------ runner pieces
+
+
+def test_select_notebooks_by_number_or_name():
+    nbs = list_notebooks()
+    assert [p.stem for p in select_notebooks(nbs, ["3"])] == ["03_train_decoder"]
+    assert [p.stem for p in select_notebooks(nbs, ["05_evaluate", "01"])] == ["01_explore_data", "05_evaluate"]
+    with pytest.raises(ValueError, match="--only 09: no such notebook"):
+        select_notebooks(nbs, ["09"])
+
+
+def test_parse_overrides_types_lists_and_repeats():
+    nbs = list_notebooks()
+    out = parse_overrides([["epochs", "3"], ["data", "crack=/x"], ["data", "taping=/y"], ["lr", "1e-3"],
+                           ["resume", ""], ["smoke", "True"], ["split", "test"]], nbs)
+    assert out == {"epochs": 3, "data": ["crack=/x", "taping=/y"], "lr": 1e-3, "resume": "", "smoke": True, "split": "test"}
+    assert parse_overrides([["data", "crack=/x"]], nbs) == {"data": ["crack=/x"]}  # declared as a list
+
+
+def test_unknown_parameter_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown notebook parameters \['epochz'\]"):
+        run_notebooks(only=["03"], out_dir=tmp_path, parameters={"epochz": 3})
+
+
+def _write_nb(path: Path, cells: list) -> None:
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture()
+def failing_notebooks(tmp_path: Path) -> Path:
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    params = nbformat.v4.new_code_cell("value = 1")
+    params.metadata["tags"] = ["parameters"]
+    _write_nb(folder / "01_fine.ipynb", [nbformat.v4.new_markdown_cell("**Question:** ok?"), params,
+                                         nbformat.v4.new_code_cell("print(value + 1)")])
+    _write_nb(folder / "02_broken.ipynb", [nbformat.v4.new_markdown_cell("**Question:** broken?"), params,
+                                           nbformat.v4.new_code_cell("x = value"),
+                                           nbformat.v4.new_code_cell("raise ValueError(f'bad value {x}')")])
+    _write_nb(folder / "03_after.ipynb", [params, nbformat.v4.new_code_cell("print('never')")])
+    return folder
+
+
+def test_failure_names_notebook_cell_and_error_and_stops_the_chain(failing_notebooks, tmp_path):
+    out = tmp_path / "out"
+    results = run_notebooks(out_dir=out, notebooks_dir=failing_notebooks, parameters={"value": 7})
+    assert [r.name for r in results] == ["01_fine", "02_broken"]  # 03 not run after the failure
+    assert results[0].ok and not results[1].ok
+    assert results[1].cell == 4 and results[1].error == "ValueError: bad value 7"  # [4]: after the injected cell
+    assert results[1].source == "raise ValueError(f'bad value {x}')"
+    assert "FAILED in cell [4] (raise ValueError(f'bad value {x}')): ValueError: bad value 7" in results[1].summary()
+    executed = nbformat.read(out / "02_broken.ipynb", as_version=4)  # the executed copy shows the error
+    assert any(o.get("ename") == "ValueError" for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    source = nbformat.read(failing_notebooks / "01_fine.ipynb", as_version=4)
+    assert all(c.outputs == [] for c in source.cells if c.cell_type == "code")  # never written over
+
+
+def test_cli_exits_1_and_reports_the_failure(failing_notebooks, tmp_path, capsys):
+    code = cli.main(["notebooks", "--notebooks-dir", str(failing_notebooks), "--out", str(tmp_path / "o"),
+                     "-p", "value", "2"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "01_fine: ok" in printed and "02_broken: FAILED in cell [4]" in printed and "ValueError: bad value 2" in printed
+    assert "not run: 03_after" in printed
+
+
+# ------------------------------------------------------------------------------------ the smoke chain
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """All six notebooks in smoke mode, chained under one work folder."""
+    work = tmp_path_factory.mktemp("smoke")
+    results = run_notebooks(smoke=True, out_dir=work / "executed", work_dir=work)
+    return work, results
+
+
+@pytest.mark.slow
+def test_smoke_chain_runs_every_notebook(smoke_run):
+    work, results = smoke_run
+    assert [r.name for r in results] == EXPECTED
+    assert all(r.ok for r in results), [r.summary() for r in results if not r.ok]
+    for name in EXPECTED:
+        executed = nbformat.read(work / "executed" / f"{name}.ipynb", as_version=4)
+        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected and "smoke = True" in injected[0].source
+
+
+@pytest.mark.slow
+def test_smoke_01_explores_and_audits(smoke_run):
+    work, _ = smoke_run
+    figures = work / "figures"
+    for name in ("01_real_vs_synthetic", "01_sizes_coverage_widths", "01_samples_real", "01_samples_synthetic"):
+        assert (figures / f"{name}.png").stat().st_size > 10_000, name
+    report = json.loads((work / "reports" / "audit_real.json").read_text())
+    assert "cross_split_duplicates" in report
+    assert (work / "synth" / "cracks" / "train" / "masks").is_dir()
+
+
+@pytest.mark.slow
+def test_smoke_02_writes_masks_and_training_roots(smoke_run):
+    from textseg.data import collect_split, load_target
+    from textseg.images import image_size
+
+    work, _ = smoke_run
+    real = work / "data" / "real"
+    coco_masks = sorted((real / "drywall" / "train" / "masks").glob("*.png"))
+    assert len(coco_masks) == 13  # every drywall photo, the negative one included (empty mask)
+    assert len(list((real / "cracks" / "test" / "masks").glob("*.png"))) == 4
+    assert len(list((real / "cracks-yolo" / "train" / "masks").glob("*.png"))) == 2
+    for cls in ("crack", "taping"):
+        valid = collect_split({cls: work / "data" / cls}, "valid")
+        assert any(s.image.name.startswith("real-") for s in valid)  # real photos held back for validation
+        assert any(s.image.name.startswith("synth-") for s in valid)
+        s = valid[0]
+        assert load_target(s).shape[::-1] == image_size(s.image)
+    sample = NOTEBOOKS_DIR.parent / "data" / "sample"  # read-only: masks were written into the copies only
+    assert not (sample / "drywall" / "train" / "masks").exists() and not (sample / "cracks" / "test" / "masks").exists()
+    assert (work / "figures" / "02_labels_vs_masks.png").is_file()
+
+
+@pytest.mark.slow
+def test_smoke_03_trains_a_loadable_run(smoke_run):
+    from textseg.checkpoint import load_checkpoint
+
+    work, _ = smoke_run
+    run = work / "runs" / "main"
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    assert [m["epoch"] for m in lines] == [1] and "iou_crack" in lines[0] and "negative_fp_rate" in lines[0]
+    ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt["epoch"] == 1 and ckpt["configs"]["model"]["visual_model"] == "vit_tiny_patch16_224"
+    assert ckpt["configs"]["data"]["roots"]["crack"] == str(work / "data" / "crack")
+    assert (work / "figures" / "03_training_curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_smoke_04_05_06_use_the_checkpoint(smoke_run):
+    work, _ = smoke_run
+    figures = work / "figures"
+    for name in ("04_attention_heads_crack", "04_attention_heads_taping", "04_prompt_swap_crack", "05_per_prompt",
+                 "05_threshold_sweep", "05_best_crack", "05_worst_taping", "05_run_comparison", "06_playground_view"):
+        assert (figures / f"{name}.png").stat().st_size > 5_000, name
+    report = json.loads((work / "reports" / "eval_main" / "report.json").read_text())
+    assert set(report["classes"]) == {"crack", "taping"} and report["checkpoint"] == str(work / "runs" / "main" / "best.pt")
+    assert 0.0 <= report["negative_fp_rate"] <= 1.0 and set(report["classes"]["crack"]["per_prompt"]) >= {"segment crack", "crack"}
+    played = nbformat.read(work / "executed" / "06_prompt_playground.ipynb", as_version=4)
+    outputs = [o for c in played.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def test_mask_widths_measure_a_bar():
+    from textseg.notebooks import mask_widths
+
+    mask = np.zeros((60, 80), bool)
+    mask[20:31, 5:75] = True  # a horizontal bar 11 px wide
+    widths = mask_widths(mask)
+    assert widths.size > 0 and abs(float(np.median(widths)) - 11) <= 1.5
+    assert mask_widths(np.zeros((5, 5), bool)).size == 0
+
+
+def test_build_working_datasets_merges_sources_and_carves_valid(tmp_path):
+    from textseg.data import collect_split, photo_key
+    from textseg.images import load_mask, save_mask, save_rgb
+    from textseg.notebooks import build_working_datasets
+
+    def root(name: str, splits: dict[str, int]) -> Path:
+        for split, n in splits.items():
+            for i in range(n):
+                save_rgb(np.full((16, 20, 3), 40 * i, np.uint8), tmp_path / name / split / "images" / f"p{i}_jpg.rf.{i}a.jpg")
+                m = np.zeros((16, 20), bool)
+                m[:, i] = True
+                save_mask(m, tmp_path / name / split / "masks" / f"p{i}_jpg.rf.{i}a.png")
+        return tmp_path / name
+
+    real = root("real/cracks", {"train": 6})  # no valid/: a part of train is held back
+    synth = root("synth/cracks", {"train": 2, "valid": 1, "test": 1})
+    merged = build_working_datasets({"crack": [real, synth]}, tmp_path / "out", val_fraction=0.34, seed=0)
+    assert merged == {"crack": tmp_path / "out" / "crack"}
+    train = collect_split({"crack": merged["crack"]}, "train")
+    valid = collect_split({"crack": merged["crack"]}, "valid")
+    names = sorted(s.image.name for s in train + valid)
+    assert len(names) == 9 and all(n.startswith(("real-cracks__", "synth-cracks__")) for n in names)
+    assert sum(n.startswith("real-cracks__") for n in (s.image.name for s in valid)) == 2  # round(6 * 0.34)
+    real_keys = lambda samples: {photo_key(s.image) for s in samples if s.image.name.startswith("real-")}  # noqa: E731
+    assert not real_keys(train) & real_keys(valid)  # a held-back photo has no copy left in train
+    s = next(s for s in valid if "synth" in s.image.name)
+    assert load_mask(s.mask)[:, 0].all()  # masks travel with their images
+    assert len(collect_split({"crack": merged["crack"]}, "test")) == 1
+
+
+def test_resume_checkpoint_choices(tmp_path):
+    from textseg.notebooks import resume_checkpoint
+
+    assert resume_checkpoint(tmp_path, "") is None
+    with pytest.raises(FileNotFoundError, match="resume='last': no checkpoint at .*last.pt"):
+        resume_checkpoint(tmp_path, "last")
+    (tmp_path / "last.pt").write_bytes(b"x")
+    assert resume_checkpoint(tmp_path, "last") == tmp_path / "last.pt"
+    with pytest.raises(FileNotFoundError, match="resume='nope.pt'"):
+        resume_checkpoint(tmp_path, "nope.pt")
+
+
+@pytest.mark.slow
+def test_smoke_03_rerun_shows_the_existing_run(smoke_run):
+    work, _ = smoke_run
+    metrics = (work / "runs" / "main" / "metrics.jsonl").read_text()
+    results = run_notebooks(smoke=True, only=["03"], out_dir=work / "again", work_dir=work)
+    assert results[0].ok, results[0].summary()
+    assert (work / "runs" / "main" / "metrics.jsonl").read_text() == metrics  # not retrained
+    executed = nbformat.read(work / "again" / "03_train_decoder.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "already holds a run; showing it" in text

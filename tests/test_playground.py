@@ -1,0 +1,166 @@
+"""The playground's widgets and callbacks, driven directly (no browser)."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("ipywidgets")
+
+from textseg.images import save_rgb  # noqa: E402
+from textseg.playground import attention_heatmap, build_playground, png_bytes, word_attention  # noqa: E402
+from textseg.predict import Prediction, to_rgb  # noqa: E402
+
+
+class FakeSegmenter:
+    """Counts encodes and decodes; "crack" prompts light the left half, others the top half, with a ramp."""
+
+    def __init__(self) -> None:
+        self.encodes = 0
+        self.decodes = 0
+
+    def encode_image(self, image):
+        self.encodes += 1
+        rgb = to_rgb(image)
+        return type("Encoded", (), {"rgb": rgb, "size": rgb.shape[:2]})()
+
+    def predict_encoded(self, encoded, prompt, threshold=0.5, return_attention=False):
+        self.decodes += 1
+        h, w = encoded.size
+        ramp = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :].repeat(h, 0)  # (H, W)
+        prob = ramp[:, ::-1].copy() if "crack" in prompt else ramp.T[:h, :w] if h == w else ramp
+        rng = np.random.default_rng(zlib.crc32(prompt.encode()))
+        tokens = ["<start>", *prompt.split(), "<end>"]
+        attention = rng.random((8, 196, 77)).astype(np.float32) if return_attention else None
+        return Prediction(prob=prob, mask=prob > threshold, prompt=prompt, threshold=threshold,
+                          attention=attention, tokens=tokens)
+
+
+@pytest.fixture()
+def images(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for name in ("crack: a.png", "taping: b.png"):
+        path = tmp_path / name.split(": ")[1]
+        save_rgb(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8), path)
+        out[name] = path
+    return out
+
+
+def decoded_mask(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png))) > 127
+
+
+def test_initial_view_has_mask_overlay_attention_and_stats(images):
+    ui = build_playground(FakeSegmenter(), images, prompt="segment crack", threshold=0.5)
+    pg = ui.playground
+    assert "play-ui" in ui._dom_classes
+    mask = decoded_mask(pg.mask_view.value)
+    assert mask.shape == (40, 40) and mask[:, :15].all() and not mask[:, 25:].any()  # crack: left half
+    assert pg.overlay_view.value and pg.attention_view.value
+    assert "prompt 'segment crack'" in pg.stats.value and "threshold 0.50" in pg.stats.value
+
+
+def test_prompt_of_the_other_class_changes_mask_and_stats(images):
+    seg = FakeSegmenter()
+    pg = build_playground(seg, images, prompt="segment crack").playground
+    before_mask, before_stats = pg.mask_view.value, pg.stats.value
+    pg.prompt.value = "segment taping area"  # as typing + Enter in the browser does
+    assert pg.mask_view.value != before_mask
+    assert pg.stats.value != before_stats and "segment taping area" in pg.stats.value
+    mask = decoded_mask(pg.mask_view.value)
+    assert mask[25:, :].all() and not mask[:15, :].any()  # taping: bottom half of the transposed ramp
+
+
+def test_preset_dropdown_sets_the_prompt(images):
+    pg = build_playground(FakeSegmenter(), images).playground
+    pg.preset.value = "drywall seam"
+    assert pg.prompt.value == "drywall seam"
+    assert "drywall seam" in pg.stats.value
+
+
+def test_threshold_changes_mask_without_decoding_again(images):
+    seg = FakeSegmenter()
+    pg = build_playground(seg, images, prompt="segment crack", threshold=0.5).playground
+    fg = decoded_mask(pg.mask_view.value).sum()
+    decodes = seg.decodes
+    pg.threshold.value = 0.8
+    assert decoded_mask(pg.mask_view.value).sum() < fg
+    assert "threshold 0.80" in pg.stats.value
+    assert seg.decodes == decodes  # re-thresholded, not re-decoded
+
+
+def test_image_encoded_once_across_prompts_and_thresholds(images):
+    seg = FakeSegmenter()
+    pg = build_playground(seg, images, prompt="segment crack").playground
+    for prompt in ("crack", "segment taping area", "joint tape", "segment crack"):
+        pg.prompt.value = prompt
+        pg.threshold.value = 0.3 if pg.threshold.value != 0.3 else 0.6
+    assert seg.encodes == 1 and pg.encode_count == 1
+    assert seg.decodes == 4  # "segment crack" came back from the cache
+    pg.image.value = "taping: b.png"
+    pg.image.value = "crack: a.png"
+    assert seg.encodes == 2
+
+
+def test_update_returns_stats_and_handles_empty_prompt(images):
+    pg = build_playground(FakeSegmenter(), images).playground
+    stats = pg.update(prompt="wall crack", threshold=0.5)
+    assert stats["foreground_pixels"] == 40 * 20 and stats["foreground_fraction"] == pytest.approx(0.5)
+    assert pg.update(prompt="   ") == {}
+    assert "type a prompt" in pg.stats.value
+
+
+def test_upload_adds_and_selects_the_image(images):
+    seg = FakeSegmenter()
+    pg = build_playground(seg, images).playground
+    buf = io.BytesIO()
+    Image.fromarray(np.full((30, 50), 90, np.uint8)).save(buf, format="PNG")  # grayscale upload
+    pg._on_upload({"new": ({"name": "mine.png", "content": memoryview(buf.getvalue())},)})
+    assert pg.image.value == "upload: mine.png"
+    assert "image 50x30" in pg.stats.value
+    pg._on_upload({"new": ({"name": "broken.png", "content": memoryview(b"not an image")},)})
+    assert "cannot read upload: broken.png" in pg.stats.value
+
+
+def test_word_attention_ignores_start_and_end_tokens():
+    att = np.zeros((2, 196, 77), np.float32)
+    att[:, :, 0] = 5.0  # <start>
+    att[:, 7, 1] = 1.0  # "crack"
+    out = word_attention(att, ["<start>", "crack", "<end>"])
+    assert out.shape == (196,) and out[7] == 1.0 and out.sum() == 1.0
+    heat = attention_heatmap(np.zeros((28, 28, 3), np.uint8), out)
+    assert heat.shape == (28, 28, 3) and heat.dtype == np.uint8
+
+
+def test_png_bytes_shrinks_large_images():
+    img = Image.open(io.BytesIO(png_bytes(np.zeros((1000, 500), np.uint8), max_side=200)))
+    assert img.size == (100, 200)
+
+
+def test_real_segmenter_encodes_once_and_reacts(images):
+    from textseg.config import ModelConfig
+    from textseg.decoder import build_decoder
+    from textseg.encoders import build_encoders
+    from textseg.predict import Segmenter
+
+    cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed")
+    visual, text = build_encoders(cfg)
+    seg = Segmenter(visual, text, build_decoder(cfg, visual.out_dim, text.out_dim), cfg, device="cpu")
+    calls = []
+    original = seg.encode_image
+    seg.encode_image = lambda image: calls.append(1) or original(image)
+    pg = build_playground(seg, images, prompt="segment crack").playground
+    first = pg.stats.value
+    pg.prompt.value = "segment taping area"
+    assert pg.stats.value != first and "max prob" in pg.stats.value
+    prob = pg.prediction(pg.image.value, "segment taping area").prob
+    pg.threshold.value = 0.05
+    pg.threshold.value = round(float(np.median(prob)) * 20) / 20 or 0.05
+    assert len(calls) == 1
+    assert decoded_mask(pg.attention_view.value).shape[:2] == (40, 40)

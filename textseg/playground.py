@@ -1,0 +1,232 @@
+"""The prompt playground: ipywidgets to pick an image, type a prompt, move the threshold, see the result.
+
+    ui = build_playground(Segmenter.from_checkpoint("outputs/runs/main/best.pt"), images)
+    ui                        # in a notebook cell; ui.playground is the Playground behind it
+
+Each image is encoded by the ViT once (cached per image); a prompt is decoded once per (image, prompt)
+and a threshold change only re-thresholds the cached probabilities, so typing and sliding stay cheap.
+`Playground.update(...)` is the callback the widgets call; tests call it (or set widget values) directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from textseg.prompts import PROMPTS, canonical_prompt
+
+log = logging.getLogger(__name__)
+
+UPLOAD_PREFIX = "upload:"
+
+
+def playground_images(roots: Mapping[str, str | Path], split: str = "valid", per_class: int = 6,
+                      val_fraction: float = 0.15, seed: int = 0) -> dict[str, str]:
+    """{"crack: name.jpg": path} with up to `per_class` images of each class from a split of CLASS=ROOT datasets."""
+    from textseg.data import collect_split
+
+    out: dict[str, str] = {}
+    for cls, root in roots.items():
+        samples = collect_split({cls: root}, split, val_fraction, seed)[:per_class]
+        out.update({f"{s.cls}: {s.image.name}": str(s.image) for s in samples})
+    if not out:
+        raise ValueError(f"no images in split {split!r} of {dict(roots)}")
+    return out
+
+
+def png_bytes(image: np.ndarray, max_side: int = 384) -> bytes:
+    """PNG of a uint8 (H, W) or (H, W, 3) array, shrunk so its longer side is at most max_side."""
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    scale = max_side / max(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def word_attention(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
+    """Mean over heads and over the prompt's words (not <start>/<end>) of (heads, 196, 77) attention; (196,)."""
+    words = [i for i, t in enumerate(tokens) if t not in ("<start>", "<end>")] or list(range(len(tokens)))
+    return np.asarray(attention, dtype=np.float32)[:, :, words].mean(axis=(0, 2))  # (196,)
+
+
+def attention_heatmap(rgb: np.ndarray, attention: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """A (196,) attention map, min-max scaled, in the 'jet' colours blended over the image; uint8 (H, W, 3)."""
+    from matplotlib import colormaps
+
+    from textseg.viz import upsample_attention
+
+    heat = upsample_attention(attention, rgb.shape[:2])  # (H, W)
+    span = float(heat.max() - heat.min())
+    heat = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
+    colours = colormaps["jet"](heat)[..., :3] * 255.0  # (H, W, 3)
+    return np.clip((1 - alpha) * rgb + alpha * colours, 0, 255).astype(np.uint8)
+
+
+class Playground:
+    """Widgets plus the state behind them: encoded images, decoded prompts, the current view."""
+
+    def __init__(self, segmenter: Any, images: Mapping[str, str | Path] | Sequence[str | Path],
+                 prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float = 0.5,
+                 max_side: int = 384) -> None:
+        import ipywidgets as W
+
+        self.segmenter = segmenter
+        self.max_side = max_side
+        self.sources: dict[str, str | Path | np.ndarray] = (
+            dict(images) if isinstance(images, Mapping) else {Path(p).name: p for p in images}
+        )
+        if not self.sources:
+            raise ValueError("the playground needs at least one image")
+        self.encode_count = 0  # ViT forwards run so far (one per image)
+        self.decode_count = 0  # decoder passes run so far (one per image and prompt)
+        self._encoded: dict[str, Any] = {}
+        self._predictions: dict[tuple[str, str], Any] = {}
+        presets = list(prompts) if prompts is not None else [p for ps in PROMPTS.values() for p in ps]
+        first = prompt or canonical_prompt("crack")
+
+        self.image = W.Dropdown(options=list(self.sources), description="image", layout=W.Layout(width="420px"))
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
+        self.prompt = W.Text(value=first, description="prompt", continuous_update=False,
+                             placeholder="e.g. segment crack", layout=W.Layout(width="420px"))
+        self.preset = W.Dropdown(options=[("(preset prompts)", "")] + [(p, p) for p in presets], value="",
+                                 description="presets", layout=W.Layout(width="300px"))
+        self.threshold = W.FloatSlider(value=threshold, min=0.01, max=0.99, step=0.01, description="threshold",
+                                       readout_format=".2f", continuous_update=True)
+        panel = dict(max_width="32%", border="1px solid #bbb", margin="2px")  # a white (all-foreground) mask stays visible
+        self.mask_view = W.Image(format="png", layout=W.Layout(**panel))
+        self.overlay_view = W.Image(format="png", layout=W.Layout(**panel))
+        self.attention_view = W.Image(format="png", layout=W.Layout(**panel))
+        self.stats = W.Label(value="")
+        caption = W.HTML("<b>mask</b> &nbsp;|&nbsp; <b>overlay</b> (mask in red) &nbsp;|&nbsp; "
+                         "<b>attention</b> (decoder cross-attention to the prompt's words, mean over heads)")
+        self.ui = W.VBox([
+            W.HBox([self.image, self.upload]),
+            W.HBox([self.prompt, self.preset]),
+            self.threshold,
+            caption,
+            W.HBox([self.mask_view, self.overlay_view, self.attention_view]),
+            self.stats,
+        ])
+        self.ui.add_class("play-ui")  # CSS hooks for the browser test
+        self.stats.add_class("play-stats")
+        for view, name in ((self.mask_view, "play-mask"), (self.overlay_view, "play-overlay"), (self.attention_view, "play-attention")):
+            view.add_class(name)
+        self.ui.playground = self  # type: ignore[attr-defined]  # reach the state from the widget
+
+        self.image.observe(lambda change: self.update(), names="value")
+        self.prompt.observe(lambda change: self.update(), names="value")
+        self.threshold.observe(lambda change: self.update(), names="value")
+        self.preset.observe(self._on_preset, names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self.update()
+
+    # ----------------------------------------------------------------------------- callbacks
+
+    def _on_preset(self, change: dict) -> None:
+        """Copy a chosen preset into the prompt box (which then updates the view)."""
+        if change["new"]:
+            self.prompt.value = change["new"]
+
+    def _on_upload(self, change: dict) -> None:
+        """Add uploaded image files to the image list and show the last one."""
+        for item in change["new"] or ():
+            name, content = item["name"], bytes(item["content"])
+            self.add_image(f"{UPLOAD_PREFIX} {name}", content)
+
+    def add_image(self, label: str, content: bytes | np.ndarray | str | Path) -> None:
+        """Add an image (file bytes, an array, or a path) to the dropdown and select it."""
+        if isinstance(content, bytes):
+            from textseg.images import to_rgb_array
+
+            try:
+                content = to_rgb_array(Image.open(io.BytesIO(content)))
+            except OSError as exc:
+                self.stats.value = f"cannot read {label}: {exc}"
+                return
+        self.sources[label] = content
+        self.image.options = list(self.sources)
+        self.image.value = label
+
+    def encoded(self, label: str) -> Any:
+        """The image's encoding, computed on first use only."""
+        if label not in self._encoded:
+            self._encoded[label] = self.segmenter.encode_image(self.sources[label])
+            self.encode_count += 1
+        return self._encoded[label]
+
+    def prediction(self, label: str, prompt: str) -> Any:
+        """Probabilities and attention of (image, prompt), decoded on first use only (threshold applied later)."""
+        key = (label, prompt)
+        if key not in self._predictions:
+            self._predictions[key] = self.segmenter.predict_encoded(self.encoded(label), prompt, return_attention=True)
+            self.decode_count += 1
+        return self._predictions[key]
+
+    def update(self, image: str | None = None, prompt: str | None = None, threshold: float | None = None) -> dict:
+        """Show (image, prompt, threshold), each defaulting to the widgets' values; returns the statistics."""
+        label = image if image is not None else self.image.value
+        text = (prompt if prompt is not None else self.prompt.value).strip()
+        t = float(threshold if threshold is not None else self.threshold.value)
+        if not text:
+            self.stats.value = "type a prompt, e.g. 'segment crack' or 'segment taping area'"
+            return {}
+        try:
+            pred = self.prediction(label, text)
+        except (ValueError, OSError) as exc:
+            self.stats.value = f"error: {exc}"
+            return {}
+        rgb = self.encoded(label).rgb
+        mask = pred.prob > t  # (H, W)
+        from textseg.viz import overlay
+
+        self.mask_view.value = png_bytes(mask.astype(np.uint8) * 255, self.max_side)
+        self.overlay_view.value = png_bytes(overlay(rgb, mask), self.max_side)
+        if pred.attention is not None:
+            self.attention_view.value = png_bytes(attention_heatmap(rgb, word_attention(pred.attention, pred.tokens)), self.max_side)
+        fg = int(mask.sum())
+        stats = {"image": label, "prompt": text, "threshold": t, "foreground_pixels": fg,
+                 "foreground_fraction": fg / mask.size, "max_prob": float(pred.prob.max()),
+                 "height": int(mask.shape[0]), "width": int(mask.shape[1])}
+        self.stats.value = (
+            f"prompt '{text}' | threshold {t:.2f} | foreground {fg:,} px ({stats['foreground_fraction']:.2%}) | "
+            f"max prob {stats['max_prob']:.3f} | image {stats['width']}x{stats['height']}"
+        )
+        return stats
+
+    def snapshot(self, path: str | Path, credit: bool = True) -> Path:
+        """Save the current view (overlay, mask, attention, statistics) as one PNG."""
+        import matplotlib.pyplot as plt
+
+        from textseg.notebooks import save_figure
+
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
+        for ax, view, title in zip(axes, (self.overlay_view, self.mask_view, self.attention_view),
+                                   ("overlay (mask in red)", "mask", "attention to the prompt's words")):
+            if view.value:
+                ax.imshow(Image.open(io.BytesIO(view.value)), cmap="gray")
+            ax.set_title(title)
+            ax.axis("off")
+        fig.suptitle(self.stats.value, fontsize=9)
+        fig.tight_layout()
+        save_figure(fig, path, credit)
+        plt.close(fig)
+        return Path(path)
+
+    def mask_digest(self) -> str:
+        """A short hash of the shown mask PNG (to see that it changed)."""
+        return hashlib.sha1(self.mask_view.value).hexdigest()[:12]
+
+
+def build_playground(segmenter: Any, image_paths: Mapping[str, str | Path] | Sequence[str | Path],
+                     prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float = 0.5,
+                     max_side: int = 384) -> Any:
+    """The playground's root ipywidgets.VBox (class "play-ui"); its `.playground` holds the state and `update`."""
+    return Playground(segmenter, image_paths, prompts, prompt, threshold, max_side).ui
