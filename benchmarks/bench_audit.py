@@ -5,8 +5,10 @@ The copies of each photo go to different pseudo-splits (train/valid/test); the c
 copy each, many alike) are spread over the splits as negatives, plus planted copies of crack
 photos (flip, 90-degree rotation, 10-degree rotation + crop, brightness/hue shift, cutout) in valid.
 Recall: photos present in two pseudo-splits with at least one reported cross-split pair of them.
-Precision: reported pairs that are copies of one photo (by name; the crack export also holds a few
-identical photos under unrelated names, which count as errors here), and dropped-file precision:
+Precision: reported pairs that are copies of one photo, by name or by pixels: the crack export
+also stores the same photo under unrelated names, joined by `same_photo_aliases` (identical up to a
+flip/rotation: 8_/9_, 15_/photo_..108, 38_/photo_..380; cropped and rotated: SAME_PHOTO_BY_EYE);
+those also count as photos present in two splits. Dropped-file precision:
 files that `--dedupe-to` would drop that do have a copy in an earlier split. Speed: `--speed N` times N images made of
 augmented copies of the sample. Results are appended to benchmarks/audit_results.md.
 
@@ -38,6 +40,37 @@ SPLITS = ("train", "valid", "test")
 def photo_of(path: Path) -> str:
     """Roboflow photo key (name before `_jpg.rf.`), or the planted copy's source name."""
     return re.split(r"_(?:jpe?g|png)\.rf\.", path.name)[0].removeprefix("planted-").split("--")[0]
+
+
+# Crack photos stored under unrelated names that are the same pixels under a crop and rotation (or, for
+# images324, a collage holding a crop of the other): checked by eye, side by side, aligned.
+SAME_PHOTO_BY_EYE = (("00028", "00029"), ("00032", "00033"), ("23", "photo_6186122103615503188_y"),
+                     ("images324", "shutterstock_229519096"))
+
+
+def same_photo_aliases(paths: list[Path], min_correlation: float = 0.98) -> dict[str, str]:
+    """{photo key: canonical key} joining files with different names but the same pixels: identical up to
+    flips/rotations (found here), or cropped and rotated copies in SAME_PHOTO_BY_EYE."""
+    first: dict[str, Path] = {}
+    for p in paths:
+        if not p.name.startswith("planted-"):
+            first.setdefault(photo_of(p), p)
+    keys = sorted(first)
+    thumbs = np.stack([cv2.resize(cv2.imread(str(first[k]), cv2.IMREAD_GRAYSCALE), (64, 64), interpolation=cv2.INTER_AREA)
+                       for k in keys]).astype(np.float32)  # (K, 64, 64)
+    thumbs -= thumbs.mean(axis=(1, 2), keepdims=True)
+    thumbs /= np.linalg.norm(thumbs.reshape(len(keys), -1), axis=1)[:, None, None] + 1e-6
+    variants = np.stack([v for r in range(4) for v in (np.rot90(thumbs, r, axes=(1, 2)),
+                                                      np.rot90(thumbs, r, axes=(1, 2))[:, :, ::-1])], 1)  # (K, 8, 64, 64)
+    alias = {k: k for k in keys}
+    for i, key in enumerate(keys[:-1]):
+        correlation = np.einsum("d,jvd->jv", thumbs[i].ravel(), variants[i + 1:].reshape(len(keys) - i - 1, 8, -1)).max(axis=1)
+        for j in np.flatnonzero(correlation >= min_correlation):
+            alias[keys[i + 1 + j]] = alias[key]
+    for a, b in SAME_PHOTO_BY_EYE:
+        if a in alias and b in alias:
+            alias[b] = alias[a]
+    return alias
 
 
 def augment(image: np.ndarray, kind: str, rng: random.Random) -> np.ndarray:
@@ -96,18 +129,24 @@ def build_accuracy_set(sample: Path, tmp: Path, seed: int) -> tuple[list[Path], 
     return paths, groups
 
 
-def score(paths: list[Path], groups: list[str], pairs: list[tuple[Path, Path, float]]) -> dict[str, float]:
-    """Photo-level recall and pair precision against the photo keys."""
+def score(paths: list[Path], groups: list[str], pairs: list[tuple[Path, Path, float]],
+          alias: dict[str, str] | None = None) -> dict[str, float]:
+    """Photo-level recall and pair precision against the photo keys (joined by `alias`)."""
+    alias = alias or {}
+
+    def photo(path: Path) -> str:
+        return alias.get(photo_of(path), photo_of(path))
+
     splits_of: dict[str, set[str]] = {}
     for p, g in zip(paths, groups):
-        splits_of.setdefault(photo_of(p), set()).add(g)
+        splits_of.setdefault(photo(p), set()).add(g)
     leaked = {k for k, s in splits_of.items() if len(s) > 1}
-    true = [(a, b) for a, b, _ in pairs if photo_of(a) == photo_of(b)]
-    found = {photo_of(a) for a, _ in true}
+    true = [(a, b) for a, b, _ in pairs if photo(a) == photo(b)]
+    found = {photo(a) for a, _ in true}
     split_of = dict(zip(paths, groups))
     first = {k: min(s, key=SPLITS.index) for k, s in splits_of.items()}
     flagged = {max((a, b), key=lambda p: SPLITS.index(split_of[p])) for a, b, _ in pairs}  # what dedupe drops
-    right = {p for p in flagged if SPLITS.index(first[photo_of(p)]) < SPLITS.index(split_of[p])}
+    right = {p for p in flagged if SPLITS.index(first[photo(p)]) < SPLITS.index(split_of[p])}
     return {"photos_in_two_splits": len(leaked), "found": len(found & leaked), "recall": len(found & leaked) / max(len(leaked), 1),
             "pairs": len(pairs), "true_pairs": len(true), "precision": len(true) / max(len(pairs), 1),
             "dropped": len(flagged), "dropped_right": len(right), "drop_precision": len(right) / max(len(flagged), 1)}
@@ -157,7 +196,7 @@ def real_sample_figure(sample: Path, figure: Path, seed: int) -> None:
         paths = sorted(drywall.glob("*/*.jpg"))
         groups = [p.parent.name for p in paths]
         pairs = [(Path(d["a"]), Path(d["b"]), d["distance"]) for d in report["cross_split_duplicates"] if d["class"] == "taping"]
-        s = score(paths, groups, pairs)
+        s = score(paths, groups, pairs, same_photo_aliases(paths))
         print(f"drywall export-like split: valid photos with a copy in train {s['photos_in_two_splits']}, found {s['found']} "
               f"(recall {s['recall']:.3f}); pairs {s['pairs']}, true {s['true_pairs']} (precision {s['precision']:.3f}); "
               f"valid files flagged {s['dropped']}, truly leaked {s['dropped_right']} ({s['drop_precision']:.3f})")
@@ -175,10 +214,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("audit_results.md"))
     parser.add_argument("--figure", type=Path, default=None, help="also audit the real sample and save its figure here")
-    parser.add_argument("--top-k", type=int, default=10)
-    parser.add_argument("--min-inliers", type=int, default=20)
+    parser.add_argument("--top-k", type=int, default=20)
+    parser.add_argument("--min-inliers", type=int, default=12)
+    parser.add_argument("--min-alignment", type=float, default=0.5)
+    parser.add_argument("--max-misfit", type=float, default=0.8)
     args = parser.parse_args()
-    options = {"top_k": args.top_k, "min_inliers": args.min_inliers}
+    options = {"top_k": args.top_k, "min_inliers": args.min_inliers, "min_alignment": args.min_alignment,
+               "max_misfit": args.max_misfit}
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,7 +228,8 @@ def main() -> None:
         start, cpu = time.perf_counter(), time.process_time()
         pairs = find_near_duplicates(paths, groups, **options)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        s = score(paths, groups, pairs)
+        alias = same_photo_aliases(paths)
+        s = score(paths, groups, pairs, alias)
         print(f"accuracy set: {len(paths)} images, {seconds:.1f} s wall, {cpu:.1f} s CPU; photos in two splits {s['photos_in_two_splits']}, "
               f"found {s['found']} (recall {s['recall']:.3f}); reported pairs {s['pairs']}, true {s['true_pairs']} "
               f"(precision {s['precision']:.3f}); files dedupe would drop {s['dropped']}, with a copy in an earlier split "
@@ -194,8 +237,9 @@ def main() -> None:
         rows.append(f"| audit duplicates, real sample ({options}) | {machine}, load {os.getloadavg()[0]:.1f} | {len(paths)} images | recall {s['recall']:.3f}, "
                     f"pair precision {s['precision']:.3f}, dropped-file precision {s['drop_precision']:.3f} | "
                     f"{len(paths) / seconds:.1f} images/s |")
+        print("identical photos under different names:", sorted((k, v) for k, v in alias.items() if k != v))
         for a, b, d in pairs:
-            if photo_of(a) != photo_of(b):
+            if alias.get(photo_of(a), photo_of(a)) != alias.get(photo_of(b), photo_of(b)):
                 print(f"  false pair: {a.name} {b.name} distance {d}")
         if args.speed:
             paths, groups = build_speed_set(args.sample, Path(tmp), args.speed, args.seed)

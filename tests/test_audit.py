@@ -40,6 +40,14 @@ def rotate_crop(image: np.ndarray, angle: float = 10.0) -> np.ndarray:
     return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def perspective(image: np.ndarray, shift: float = 0.15) -> np.ndarray:
+    """The same wall seen from another spot: two corners pulled in by `shift` of the side (not an affine map)."""
+    h, w = image.shape[:2]
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    moved = np.float32([[shift * w, shift * h], [w - shift * w, 0], [w, h], [0, h - shift * h]])
+    return cv2.warpPerspective(image, cv2.getPerspectiveTransform(corners, moved), (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
 def hue_shift(image: np.ndarray) -> np.ndarray:
     """Brighter and hue-shifted copy."""
     hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.int16)
@@ -97,6 +105,28 @@ def test_finds_planted_copies_across_splits_and_nothing_else(planted):
     found = {frozenset((a, b)) for a, b, _ in pairs}
     assert found == {frozenset((c, o)) for c, o in copies.items()}
     assert all(0.0 <= d < 1.0 for _, _, d in pairs)
+
+
+def test_rotated_crop_is_a_copy_but_another_viewpoint_is_not(tmp_path):
+    original = save(texture(3), tmp_path / "train.jpg")
+    copy = save(rotate_crop(texture(3), 10.0), tmp_path / "valid_copy.jpg")
+    reshot = save(perspective(texture(3)), tmp_path / "valid_reshot.jpg")
+    pairs = A.find_near_duplicates([original, copy, reshot], ["train", "valid", "valid"])
+    assert [{a, b} for a, b, _ in pairs] == [{original, copy}]
+    geometry_only = {"min_alignment": 0.0, "max_misfit": float("inf")}
+    assert A.find_near_duplicates([original, reshot], ["train", "valid"], **geometry_only) != []  # ORB + affine alone accept it
+
+
+def test_alignment_of_identical_shifted_and_reshot_pixels():
+    gray = cv2.cvtColor(texture(5, size=256), cv2.COLOR_RGB2GRAY)
+    identity = np.float32([[1, 0, 0], [0, 1, 0]])
+    agreement, misfit = A._alignment(gray, gray, identity)
+    assert agreement > 0.99 and misfit < 0.1
+    agreement, misfit = A._alignment(gray, gray, np.float32([[1, 0, 3], [0, 1, 0]]))  # a 3-pixel misfit
+    assert agreement < 0.5 and misfit < 0.3  # edges disagree, but one affine shift explains it all
+    reshot = cv2.cvtColor(perspective(texture(5, size=256)), cv2.COLOR_RGB2GRAY)
+    assert A._alignment(gray, reshot, identity)[1] > 0.8  # perspective: local shifts vary over the image
+    assert A._alignment(gray, np.zeros_like(gray), identity) == (0.0, float("inf"))  # nothing both images cover
 
 
 def test_same_group_pairs_are_not_compared(planted):

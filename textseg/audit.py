@@ -1,6 +1,6 @@
 """Dataset audit: counts, unreadable files, mask checks, and copies of one photo in two splits.
 
-Near-duplicates are found by content in two stages (`find_near_duplicates`):
+Near-duplicates are found by content in three stages (`find_near_duplicates`):
 
 1. Shortlist. Every image gets a small global descriptor (8x8 grayscale and log-gradient thumbnails
    over the pixels that are not black fill, contrast-normalised), computed for all 8 flips and
@@ -11,8 +11,15 @@ Near-duplicates are found by content in two stages (`find_near_duplicates`):
    the two descriptors as candidates (chunked matrix products).
 2. Verify. ORB keypoints on a `side` x `side` grayscale copy (CLAHE for the low-contrast boards),
    ratio-test matches of the query and of its mirror image to the candidate, then a RANSAC affine
-   (`cv2.estimateAffine2D`: rotation, scale, shear, crop). A pair is a copy when the transform is
+   (`cv2.estimateAffine2D`: rotation, scale, shear, crop). A pair goes on when the transform is
    plausible (no reflection left, scales in [1/3, 3]) and keeps at least `min_inliers` matches.
+3. Align. The candidate is warped onto the query with that affine, over the pixels both cover
+   (rotation fill and cutouts excluded). Copies are the same pixels under an affine map; another
+   shot of the same scene (a moment later, from a slightly different spot) matches many features
+   too, but differs by perspective and parallax, which no affine map undoes. So a copy needs edge
+   agreement (median gradient correlation of the textured blocks) of at least `min_alignment`, and
+   local shifts (phase correlation of 32-px blocks) that one affine field explains to within
+   `max_misfit` pixels (at 400 px): copies leave a few tenths of a pixel, other shots more.
    Of the verified pairs an image keeps those with at least `keep_ratio` of the inliers of its best
    match, so a second photo of the same scene does not ride along with the true copy.
 
@@ -191,11 +198,20 @@ def _plausible(affine: np.ndarray) -> bool:
     return bool(np.linalg.det(linear) > 0 and scales.min() > 1 / 3 and scales.max() < 3)
 
 
-def _inliers(a: _Features, b: _Features, side: int) -> int:
+@dataclass
+class _Match:
+    """Best geometric match of a query image (or its mirror image) to a candidate."""
+
+    inliers: int
+    affine: np.ndarray | None  # (2, 3) map from query (mirrored if `mirrored`) to candidate pixels
+    mirrored: bool
+
+
+def _verify(a: _Features, b: _Features, side: int) -> _Match:
     """RANSAC affine inliers of ORB matches of a (or of a's mirror image) to b, the larger."""
-    best = 0
+    best = _Match(0, None, False)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    for points, descriptors in ((a.points, a.descriptors), (a.mirror_points, a.mirror_descriptors)):
+    for mirrored, points, descriptors in ((False, a.points, a.descriptors), (True, a.mirror_points, a.mirror_descriptors)):
         if b.descriptors is None or descriptors is None or len(b.descriptors) < 2 or len(descriptors) < 2:
             continue
         good = [m[0] for m in matcher.knnMatch(descriptors, b.descriptors, k=2)
@@ -206,9 +222,104 @@ def _inliers(a: _Features, b: _Features, side: int) -> int:
         dst = b.points[[m.trainIdx for m in good]]
         affine, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=side / 100,
                                             maxIters=1000, confidence=0.99)
-        if affine is not None and _plausible(affine):
-            best = max(best, int(mask.sum()))
+        if affine is not None and _plausible(affine) and int(mask.sum()) > best.inliers:
+            best = _Match(int(mask.sum()), affine, mirrored)
     return best
+
+
+def _gradients(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and y Sobel gradients (float32) of a lightly smoothed gray image."""
+    smooth = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
+    return cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+
+
+def _edge_agreement(grads_a: tuple[np.ndarray, np.ndarray], grads_b: tuple[np.ndarray, np.ndarray], valid: np.ndarray,
+                    block: int = 32) -> float:
+    """Median gradient correlation over the most textured quarter (at least 3) of the mostly covered blocks."""
+    (ax, ay), (bx, by) = grads_a, grads_b
+    h, w = valid.shape
+    correlations, texture = [], []
+    for y in range(0, h - block + 1, block):
+        for x in range(0, w - block + 1, block):
+            cell = (slice(y, y + block), slice(x, x + block))
+            keep = valid[cell]
+            if keep.mean() < 0.8:
+                continue
+            ga = np.concatenate([ax[cell][keep], ay[cell][keep]])  # (2 * pixels,)
+            gb = np.concatenate([bx[cell][keep], by[cell][keep]])
+            sa, sb = float(ga.std()), float(gb.std())
+            if min(sa, sb) < 1e-3:
+                continue
+            correlations.append(float(np.mean((ga - ga.mean()) * (gb - gb.mean())) / (sa * sb)))
+            texture.append(min(sa, sb))
+    if len(correlations) < 3:
+        return 0.0
+    order = np.argsort(texture)[::-1]
+    return float(np.median(np.asarray(correlations)[order[:max(3, len(order) // 4)]]))
+
+
+def _shift_residual(edges_a: np.ndarray, edges_b: np.ndarray, valid: np.ndarray, block: int = 32) -> float:
+    """Median misfit (pixels) of the local shifts between two aligned edge maps after the best affine correction.
+
+    Each covered block of the more textured half gets its shift by phase correlation (kept when the
+    peak is clear and the shift under block/4); an affine field of shifts is fitted (trimmed least
+    squares) and the median distance of the shifts to it returned; inf when fewer than 6 blocks vote.
+    """
+    h, w = valid.shape
+    window = cv2.createHanningWindow((block, block), cv2.CV_32F)
+    votes = []  # (x, y, dx, dy, response, texture)
+    for y in range(0, h - block + 1, block // 2):
+        for x in range(0, w - block + 1, block // 2):
+            cell = (slice(y, y + block), slice(x, x + block))
+            texture = min(float(edges_a[cell].std()), float(edges_b[cell].std()))
+            if valid[cell].mean() < 0.95 or texture < 1e-3:
+                continue
+            (dx, dy), response = cv2.phaseCorrelate(np.ascontiguousarray(edges_a[cell]),
+                                                     np.ascontiguousarray(edges_b[cell]), window)
+            votes.append((x + block / 2, y + block / 2, dx, dy, response, texture))
+    if len(votes) < 6:
+        return float("inf")
+    x, y, dx, dy, response, texture = np.asarray(votes).T
+    keep = (texture >= np.median(texture)) & (response >= 0.2) & (np.hypot(dx, dy) < block / 4)
+    if keep.sum() < 6:
+        return float("inf")
+    positions = np.stack([x[keep] / w, y[keep] / h, np.ones(int(keep.sum()))], axis=1)  # (M, 3)
+    shifts = np.stack([dx[keep], dy[keep]], axis=1)  # (M, 2)
+    fit = np.ones(len(shifts), bool)
+    for _ in range(3):
+        coefficients = np.linalg.lstsq(positions[fit], shifts[fit], rcond=None)[0]  # (3, 2)
+        misfit = np.linalg.norm(shifts - positions @ coefficients, axis=1)
+        fit = misfit <= max(3 * float(np.median(misfit)), 0.5)
+    return float(np.median(misfit))
+
+
+def _alignment(a: np.ndarray, b: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
+    """(edge agreement 0..1, local shift misfit in pixels) of b warped onto a by `affine`.
+
+    Only pixels both images cover (not rotation fill or cutouts) count. Copies of one photo are the
+    same pixels under an affine map: edges agree (near 1) and what shifts remain after the fit are
+    the same everywhere (misfit well under a pixel). Another shot of the same scene, a moment later
+    from a slightly different spot, differs by perspective and parallax, which no affine map undoes:
+    the local shifts vary across the image.
+    """
+    h, w = a.shape
+    warped = cv2.warpAffine(b, affine, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)
+    inside = cv2.warpAffine(np.ones_like(b), affine, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST)
+    valid = cv2.erode(((inside > 0) & (a > _BLACK) & (warped > _BLACK)).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    grads_a, grads_b = _gradients(a), _gradients(warped)
+    agreement = _edge_agreement(grads_a, grads_b, valid)
+    residual = _shift_residual(np.hypot(*grads_a), np.hypot(*grads_b), valid)
+    return agreement, residual
+
+
+def _pair_alignment(a: Path, b: Path, match: _Match, side: int) -> tuple[float, float]:
+    """`_alignment` of the query file a (mirrored if matched so) and candidate file b under the match's affine."""
+    gray_a, gray_b = _read_gray(a, side), _read_gray(b, side)
+    if gray_a is None or gray_b is None or match.affine is None:
+        return 0.0, float("inf")
+    if match.mirrored:
+        gray_a = np.ascontiguousarray(gray_a[:, ::-1])
+    return _alignment(gray_a, gray_b, match.affine)
 
 
 def _keep_strong(scored: list[tuple[int, int, int]], ratio: float) -> list[tuple[int, int, int]]:
@@ -223,11 +334,13 @@ def _keep_strong(scored: list[tuple[int, int, int]], ratio: float) -> list[tuple
 def find_near_duplicates(
     paths: Sequence[str | Path],
     groups: Sequence[str] | None = None,
-    top_k: int = 10,
-    min_inliers: int = 20,
+    top_k: int = 20,
+    min_inliers: int = 12,
+    min_alignment: float = 0.5,
+    max_misfit: float = 0.8,
     side: int = 400,
     n_features: int = 500,
-    keep_ratio: float = 0.7,
+    keep_ratio: float = 0.8,
     workers: int = 2,
     seed: int = 0,
 ) -> list[tuple[Path, Path, float]]:
@@ -255,11 +368,15 @@ def find_near_duplicates(
     queries = np.flatnonzero(is_query[index])
     candidates = _shortlist(_thumbnail_similarity(np.stack([f.dihedral for f in feats])), labels[index], queries, top_k)
     candidates.update(_shortlist(_bow_similarity(*_bag_of_words(feats, seed)), labels[index], queries, top_k))
-    candidates = sorted(candidates.values())
+    candidates = sorted(candidates.values())  # (query, candidate) index pairs
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        counts = list(tqdm(pool.map(lambda ij: _inliers(feats[ij[0]], feats[ij[1]], side), candidates),
-                           total=len(candidates), desc="verify candidates", disable=len(candidates) < 500))
-    scored = [(min(i, j), max(i, j), n) for (i, j), n in zip(candidates, counts) if n >= min_inliers]
+        matches = list(tqdm(pool.map(lambda ij: _verify(feats[ij[0]], feats[ij[1]], side), candidates),
+                            total=len(candidates), desc="verify candidates", disable=len(candidates) < 500))
+        strong = [(ij, m) for ij, m in zip(candidates, matches) if m.inliers >= min_inliers]
+        agreement = list(tqdm(pool.map(lambda c: _pair_alignment(paths[index[c[0][0]]], paths[index[c[0][1]]], c[1], side),
+                                       strong), total=len(strong), desc="align pairs", disable=len(strong) < 200))
+    scored = [(min(i, j), max(i, j), m.inliers) for ((i, j), m), (score, misfit) in zip(strong, agreement)
+              if score >= min_alignment and misfit <= max_misfit * side / 400]
     result = []
     for i, j, n in _keep_strong(scored, keep_ratio):
         keypoints = min(len(feats[i].points), len(feats[j].points))
@@ -524,8 +641,13 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dedupe-to", type=Path, default=None, metavar="DIR",
                         help="write a leak-free copy of each root to DIR/<root name>")
     parser.add_argument("--no-duplicates", action="store_true", help="skip the cross-split duplicate search")
-    parser.add_argument("--top-k", type=int, default=10, help="candidates per image and shortlist descriptor (default 10)")
-    parser.add_argument("--min-inliers", type=int, default=20, help="geometric matches that make a copy (default 20)")
+    parser.add_argument("--top-k", type=int, default=20, help="candidates per image and shortlist descriptor (default 20)")
+    parser.add_argument("--min-inliers", type=int, default=12, help="geometric matches that make a copy (default 12)")
+    parser.add_argument("--min-alignment", type=float, default=0.5,
+                        help="edge agreement of the aligned pair that makes a copy, 0..1 (default 0.5)")
+    parser.add_argument("--max-misfit", type=float, default=0.8,
+                        help="local shifts left after the affine fit, pixels at 400 px, above which a pair is "
+                             "another shot, not a copy (default 0.8)")
     parser.add_argument("--workers", type=int, default=2, help="threads (default 2)")
 
 
@@ -534,7 +656,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.dedupe_to is not None and args.no_duplicates:
         raise ValueError("--dedupe-to needs the duplicate search; drop --no-duplicates")
     report = audit(args.roots, duplicates=not args.no_duplicates, workers=args.workers, top_k=args.top_k,
-                   min_inliers=args.min_inliers)
+                   min_inliers=args.min_inliers, min_alignment=args.min_alignment,
+                   max_misfit=args.max_misfit)
     print(summary(report))
     if args.json is not None:
         with atomic_path(args.json) as tmp:
