@@ -233,54 +233,60 @@ def _gradients(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
 
 
+def _blocks(image: np.ndarray, block: int, step: int) -> np.ndarray:
+    """(rows, cols, block, block) view of the block x block windows of an image every `step` pixels."""
+    return np.lib.stride_tricks.sliding_window_view(image, (block, block))[::step, ::step]
+
+
 def _edge_agreement(grads_a: tuple[np.ndarray, np.ndarray], grads_b: tuple[np.ndarray, np.ndarray], valid: np.ndarray,
                     block: int = 32) -> float:
     """Median gradient correlation over the most textured quarter (at least 3) of the mostly covered blocks."""
-    (ax, ay), (bx, by) = grads_a, grads_b
-    h, w = valid.shape
-    correlations, texture = [], []
-    for y in range(0, h - block + 1, block):
-        for x in range(0, w - block + 1, block):
-            cell = (slice(y, y + block), slice(x, x + block))
-            keep = valid[cell]
-            if keep.mean() < 0.8:
-                continue
-            ga = np.concatenate([ax[cell][keep], ay[cell][keep]])  # (2 * pixels,)
-            gb = np.concatenate([bx[cell][keep], by[cell][keep]])
-            sa, sb = float(ga.std()), float(gb.std())
-            if min(sa, sb) < 1e-3:
-                continue
-            correlations.append(float(np.mean((ga - ga.mean()) * (gb - gb.mean())) / (sa * sb)))
-            texture.append(min(sa, sb))
+    weight = _blocks(valid.astype(np.float32), block, block)  # (R, C, block, block)
+    count = 2 * weight.sum(axis=(2, 3))  # (R, C): x and y gradients of the covered pixels
+    (ax, ay), (bx, by) = [[_blocks(g, block, block) for g in grads] for grads in (grads_a, grads_b)]
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return (values * weight).sum(axis=(2, 3))  # (R, C)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_a, mean_b = (total(ax) + total(ay)) / count, (total(bx) + total(by)) / count
+        std_a = np.sqrt(np.maximum((total(ax * ax) + total(ay * ay)) / count - mean_a ** 2, 0.0))
+        std_b = np.sqrt(np.maximum((total(bx * bx) + total(by * by)) / count - mean_b ** 2, 0.0))
+        covariance = (total(ax * bx) + total(ay * by)) / count - mean_a * mean_b
+        texture = np.minimum(std_a, std_b)
+        use = (count >= 0.8 * 2 * block * block) & (texture >= 1e-3)
+        correlations = (covariance / (std_a * std_b))[use]
     if len(correlations) < 3:
         return 0.0
-    order = np.argsort(texture)[::-1]
-    return float(np.median(np.asarray(correlations)[order[:max(3, len(order) // 4)]]))
+    order = np.argsort(texture[use])[::-1]
+    return float(np.median(correlations[order[:max(3, len(order) // 4)]]))
 
 
 def _shift_residual(edges_a: np.ndarray, edges_b: np.ndarray, valid: np.ndarray, block: int = 32) -> float:
     """Median misfit (pixels) of the local shifts between two aligned edge maps after the best affine correction.
 
-    Each covered block of the more textured half gets its shift by phase correlation (kept when the
-    peak is clear and the shift under block/4); an affine field of shifts is fitted (trimmed least
-    squares) and the median distance of the shifts to it returned; inf when fewer than 6 blocks vote.
+    Each covered block (every block/2 pixels) of the more textured half gets its shift by phase
+    correlation (kept when the peak is clear and the shift under block/4); an affine field of shifts
+    is fitted (trimmed least squares) and the median distance of the shifts to it returned; inf when
+    fewer than 6 blocks vote.
     """
     h, w = valid.shape
-    window = cv2.createHanningWindow((block, block), cv2.CV_32F)
-    votes = []  # (x, y, dx, dy, response, texture)
-    for y in range(0, h - block + 1, block // 2):
-        for x in range(0, w - block + 1, block // 2):
-            cell = (slice(y, y + block), slice(x, x + block))
-            texture = min(float(edges_a[cell].std()), float(edges_b[cell].std()))
-            if valid[cell].mean() < 0.95 or texture < 1e-3:
-                continue
-            (dx, dy), response = cv2.phaseCorrelate(np.ascontiguousarray(edges_a[cell]),
-                                                     np.ascontiguousarray(edges_b[cell]), window)
-            votes.append((x + block / 2, y + block / 2, dx, dy, response, texture))
-    if len(votes) < 6:
+    step = block // 2
+    covered = _blocks(valid.astype(np.float32), block, step).mean(axis=(2, 3))  # (R, C)
+    texture = np.minimum(_blocks(edges_a, block, step).std(axis=(2, 3)), _blocks(edges_b, block, step).std(axis=(2, 3)))
+    candidates = (covered >= 0.95) & (texture >= 1e-3)
+    if candidates.sum() < 6:
         return float("inf")
-    x, y, dx, dy, response, texture = np.asarray(votes).T
-    keep = (texture >= np.median(texture)) & (response >= 0.2) & (np.hypot(dx, dy) < block / 4)
+    rows, cols = np.nonzero(candidates & (texture >= np.median(texture[candidates])))
+    window = cv2.createHanningWindow((block, block), cv2.CV_32F)
+    votes = []  # (x, y, dx, dy, response) of the block centres
+    for r, c in zip(rows, cols):
+        cell = (slice(r * step, r * step + block), slice(c * step, c * step + block))
+        (dx, dy), response = cv2.phaseCorrelate(np.ascontiguousarray(edges_a[cell]), np.ascontiguousarray(edges_b[cell]),
+                                                window)
+        votes.append((c * step + block / 2, r * step + block / 2, dx, dy, response))
+    x, y, dx, dy, response = np.asarray(votes).reshape(-1, 5).T
+    keep = (response >= 0.2) & (np.hypot(dx, dy) < block / 4)
     if keep.sum() < 6:
         return float("inf")
     positions = np.stack([x[keep] / w, y[keep] / h, np.ones(int(keep.sum()))], axis=1)  # (M, 3)
