@@ -86,7 +86,7 @@ def test_run_writes_files_metrics_and_checkpoints(refine_run: tuple[Path, dict])
     for key in ("train_loss", "val_loss", "iou_crack", "iou_taping", "dice_crack", "dice_taping", "neg_fp_crack",
                 "negative_fp_rate", "mean_iou", "score", "epoch_time_s", "lr"):
         assert all(isinstance(m[key], float) for m in lines), key
-    assert all(m["score"] == pytest.approx(m["mean_iou"] - 0.5 * m["negative_fp_rate"]) for m in lines)
+    assert all(m["score"] == pytest.approx(m["mean_iou"] * (1 - m["negative_fp_rate"])) for m in lines)
     raw = torch.load(out / "last.pt", weights_only=True)
     assert raw["epoch"] == 4 and raw["configs"]["model"]["decoder"] == "refine"
     assert raw["encoders"]["visual"]["name"] == "vit_tiny_patch16_224" and raw["metrics"] == lines[-1]
@@ -185,3 +185,18 @@ def test_cli_train_and_resume(roots: dict[str, Path], tmp_path: Path, capsys: py
     assert ckpt["configs"]["train"]["cache"] == "disk" and ckpt["metrics"]["cache"]["visual_misses"] == 0
     assert main(args[:-4] + ["--device", "tpu", "--out", str(tmp_path / "x")]) == 1
     assert "textseg train: error: unknown device 'tpu'" in capsys.readouterr().err
+
+
+def test_selection_prefers_a_segmenting_epoch_over_an_empty_one() -> None:
+    from textseg.train import summarise_validation
+
+    def sums(tp: int, fp: int, fn: int, neg_fp: int) -> dict[str, float]:
+        per_class = {f"{c}_{k}": v for c in ("crack", "taping") for k, v in
+                     (("tp", tp), ("fp", fp), ("fn", fn), ("n", 4), ("neg_fp", neg_fp))}
+        return {"loss": 1.0, "pairs": 8, **per_class}
+
+    empty = summarise_validation(sums(tp=0, fp=0, fn=100, neg_fp=0))
+    segmenting = summarise_validation(sums(tp=40, fp=20, fn=60, neg_fp=2))
+    ignores_prompt = summarise_validation(sums(tp=60, fp=20, fn=40, neg_fp=4))
+    assert empty["score"] == 0.0 and ignores_prompt["score"] == 0.0
+    assert segmenting["score"] == pytest.approx(40 / 120 * 0.5)

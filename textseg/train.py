@@ -6,9 +6,10 @@
     last.pt          every epoch;  best.pt  the best epoch by `score`;  epoch_XXX.pt  every --save-interval
     cache/           features, with --cache disk
 
-Model selection: score = mean IoU over classes - FP_PENALTY * negative-prompt false-positive rate, where
-an image counts as a false positive when its other class's canonical prompt predicts more than 1% of
-its pixels. A model that ignores the prompt (FP rate near 1) thus loses FP_PENALTY IoU points.
+Model selection: score = mean IoU over classes * (1 - negative-prompt false-positive rate), where an
+image counts as a false positive when its other class's canonical prompt predicts more than 1% of its
+pixels. A model that predicts nothing and one that ignores the prompt (FP rate 1) both score 0, so an
+early empty-mask epoch never wins over one that segments (a subtracted penalty let it win).
 
 Under `torchrun --nproc_per_node N -m textseg train ...` every rank trains on its DistributedSampler
 share of each global batch (--batch-size is global, split evenly over ranks), computes the features of
@@ -43,7 +44,6 @@ from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_d
 from textseg.images import atomic_path
 
 LOGGER = logging.getLogger(__name__)
-FP_PENALTY = 0.5  # IoU points a model loses for predicting on every negative prompt
 NEGATIVE_FP_FRACTION = 0.01  # a negative prompt is a false positive when > 1% of pixels are predicted
 THRESHOLD = 0.5  # probability threshold for validation masks
 
@@ -288,7 +288,7 @@ def summarise_validation(sums: dict[str, float]) -> dict[str, float]:
     out["mean_iou"] = float(np.mean([out[f"iou_{c}"] for c in present]))
     out["mean_dice"] = float(np.mean([out[f"dice_{c}"] for c in present]))
     out["negative_fp_rate"] = sum(sums[f"{c}_neg_fp"] for c in present) / sum(sums[f"{c}_n"] for c in present)
-    out["score"] = out["mean_iou"] - FP_PENALTY * out["negative_fp_rate"]
+    out["score"] = out["mean_iou"] * (1.0 - out["negative_fp_rate"])
     return out
 
 
