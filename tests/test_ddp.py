@@ -8,41 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from PIL import Image
-
 from textseg.checkpoint import load_checkpoint
 from textseg.cli import main
+
+from test_train import make_dataset  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo unavailable"),
 ]
 TIMEOUT_S = 420
-
-
-def _make_dataset(root: Path, cls: str, n_train: int = 4, n_valid: int = 3) -> Path:
-    """Tiny images/ + masks/ splits: bright seams or dark cracks on noise (odd valid count: uneven shards)."""
-    rng = np.random.default_rng(7 if cls == "crack" else 8)
-    for split, n in (("train", n_train), ("valid", n_valid)):
-        for sub in ("images", "masks"):
-            (root / split / sub).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            img = rng.integers(80, 170, (48, 48, 3)).astype(np.uint8)
-            mask = np.zeros((48, 48), bool)
-            c = int(rng.integers(6, 36))
-            if cls == "crack":
-                mask[c : c + 2, :] = True
-                img[mask] = 20
-            else:
-                mask[:, c : c + 6] = True
-                img[mask] = 240
-            Image.fromarray(img).save(root / split / "images" / f"{cls}{i}.png")
-            Image.fromarray(mask.astype(np.uint8) * 255).save(root / split / "masks" / f"{cls}{i}.png")
-    return root
 
 
 def _args(data: Path, out: Path) -> list[str]:
@@ -53,8 +31,8 @@ def _args(data: Path, out: Path) -> list[str]:
 
 def test_two_processes_match_one(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    _make_dataset(data / "cracks", "crack")
-    _make_dataset(data / "drywall", "taping")
+    make_dataset(data / "cracks", "crack", n_train=4, n_valid=3, size=48)  # odd valid count: uneven shards
+    make_dataset(data / "drywall", "taping", n_train=4, n_valid=3, size=48)
     assert main(_args(data, tmp_path / "single")) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "textseg",

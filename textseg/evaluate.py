@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from textseg.images import atomic_path, load_image
 from textseg.metrics import MetricAccumulator
-from textseg.predict import Segmenter
+from textseg.predict import Segmenter, add_segmenter_arguments
 from textseg.prompts import PROMPTS, canonical_prompt, normalise_class, other_class
 
 log = logging.getLogger(__name__)
@@ -326,7 +326,7 @@ def plot_cases(
         if r["image"] not in by_path:
             raise FileNotFoundError(f"{r['image']}: no longer in split {report['split']!r} of {report['roots']}")
         target = load_target(by_path[r["image"]])
-        shown.append(draw_outline(overlay(rgb, pred.mask), target, width=max(1, min(rgb.shape[:2]) // 150)))
+        shown.append(draw_outline(overlay(rgb, pred.mask), target))
         name = Path(r["image"]).name
         titles.append(f"{name if len(name) <= 30 else name[:13] + '...' + name[-14:]}\nIoU {r['iou']:.2f}")
     return image_grid(shown, titles=titles, ncols=min(k, 4), suptitle=f"{which} {cls} images, prompt {prompt!r} (red: prediction, yellow: truth)", credit=credit, path=path)
@@ -356,9 +356,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-negative-prompts", action="store_true", help="try every prompt of the other class, not only its canonical one")
     parser.add_argument("--canonical-only", action="store_true", help="evaluate only each class's canonical prompt (faster)")
     parser.add_argument("--batch-size", type=int, default=8, help="images (and prompt pairs) per batch")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--visual-weights", default=None, help="override the visual encoder weights file")
-    parser.add_argument("--text-weights", default=None, help="override the text encoder weights file")
+    add_segmenter_arguments(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:

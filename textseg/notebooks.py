@@ -629,7 +629,7 @@ def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: st
         pred = segmenter.predict_encoded(encoded, prompt, threshold=threshold, return_attention=True)
         im = ax[0].imshow(thumbnail(pred.prob), cmap="magma", vmin=0, vmax=1)
         fig.colorbar(im, ax=ax[0], fraction=0.046, pad=0.04, label="P(foreground)")
-        ax[1].imshow(thumbnail(draw_outline(overlay(rgb, pred.mask), target, width=max(1, min(rgb.shape[:2]) // 150))))
+        ax[1].imshow(thumbnail(draw_outline(overlay(rgb, pred.mask), target)))
         ax[2].imshow(thumbnail(attention_heatmap(rgb, word_attention(pred.attention, pred.tokens))))
         fraction = float(pred.mask.mean())
         ax[0].set_ylabel(f"prompt {prompt!r}")

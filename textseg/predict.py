@@ -397,6 +397,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory for masks and overlays")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is foreground")
     parser.add_argument("--batch-size", type=int, default=8, help="images per encoder/decoder batch")
+    add_segmenter_arguments(parser)
+
+
+def add_segmenter_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device and the encoder-weights overrides of Segmenter.from_checkpoint (predict, evaluate)."""
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--visual-weights", default=None, help="override the visual encoder weights file")
     parser.add_argument("--text-weights", default=None, help="override the text encoder weights file")

@@ -68,10 +68,15 @@ def mask_outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
 
 
 def draw_outline(
-    image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = OUTLINE_COLOR, width: int = 1
+    image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = OUTLINE_COLOR, width: int | None = None
 ) -> np.ndarray:
-    """The image with the mask's outline drawn in `color`; uint8 (H, W, 3)."""
+    """The image with the mask's outline drawn in `color`; uint8 (H, W, 3).
+
+    width None scales the line with the image: 1 px per 150 px of its shorter side (at least 1).
+    """
     image, mask = _check_pair(image, mask)
+    if width is None:
+        width = max(1, min(image.shape[:2]) // 150)
     out = image.copy()
     out[mask_outline(mask, width)] = color
     return out
@@ -143,7 +148,7 @@ def image_grid(
         img = _as_image(images[i])
         mask = None if masks is None else masks[i]
         if mask is not None and mode == "outline":
-            img = draw_outline(img, mask, color or OUTLINE_COLOR, width=max(1, min(img.shape[:2]) // 150))
+            img = draw_outline(img, mask, color or OUTLINE_COLOR)
         elif mask is not None:
             img = overlay(img, mask, color or MASK_COLOR)
         ax.imshow(img)
@@ -173,7 +178,7 @@ def prediction_figure(
     fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label="P(foreground)")
     shown = overlay(image, mask)
     if target is not None:
-        shown = draw_outline(shown, target, OUTLINE_COLOR, width=max(1, min(image.shape[:2]) // 150))
+        shown = draw_outline(shown, target, OUTLINE_COLOR)
     axes[2].imshow(shown)
     axes[2].set_title("mask (red)" + (" vs truth (yellow)" if target is not None else ""))
     for ax in axes:
