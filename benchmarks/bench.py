@@ -45,7 +45,7 @@ from textseg.data import Sample, SegDataset, collect_split, list_samples, load_t
 from textseg.decoder import build_decoder
 from textseg.encoders import build_encoders, encoder_identity
 from textseg.images import save_mask
-from textseg.losses import segmentation_loss
+from textseg.losses import class_labels, decoder_loss
 from textseg.prompts import all_prompts, canonical_prompt
 from textseg.train import Dist, Unflipped, amp_dtype, resolve_device, seed_everything, train_epoch
 
@@ -237,7 +237,7 @@ def _bench_decoder(
         start_epoch()
         train_epoch(decoder, loader, feature_cache, optimizer, scaler, device, dtype, info, f"bench {name}")
 
-    batches: list[tuple[torch.Tensor, ...]] = []  # the same batches train_epoch sees, with their features
+    batches: list[tuple[Any, ...]] = []  # the same batches train_epoch sees, with their features
 
     def load_and_look_up() -> None:
         start_epoch()
@@ -246,18 +246,18 @@ def _bench_decoder(
             images = batch["image"].to(device)  # (B, 3, 224, 224)
             tokens = cache.visual_tokens(images, batch["path"], batch["flip"].tolist())  # (B, 196, Dv)
             features, padding = cache.text_tokens(batch["prompt"])  # (B, 77, Dt), (B, 77)
-            batches.append((tokens, features, padding, images, batch["mask"].to(device)))
+            labels = class_labels(batch["cls"], batch["prompt_cls"], batch["has_mask"]).to(device)
+            batches.append((tokens, features, padding, images, batch["mask"].to(device), labels))
 
     load_and_look_up()  # warm-up: first DataLoader pass
     lookup = timed(load_and_look_up, device)  # the cached epoch's work besides the decoder
 
     def bare() -> None:
         decoder.train()
-        for tokens, features, padding, images, masks in batches:
+        for tokens, features, padding, images, masks, labels in batches:
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits, aux = decoder(tokens, features, padding, image=images, return_aux=True)  # (B, 1, 224, 224)
-            presence = aux.get("presence")
-            loss = segmentation_loss(logits.float(), masks, None if presence is None else presence.float())
+            loss = decoder_loss(logits, masks, aux, labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -321,7 +321,7 @@ def run_quality(roots: dict[str, Path], decoders: Sequence[str], minutes: float,
     for name in decoders:
         run = out_dir / name
         cmd = [sys.executable, "-m", "textseg", "train", *[a for c, r in roots.items() for a in ("--data", f"{c}={r}")],
-               "--out", str(run), "--decoder", name, "--max-minutes", str(minutes), "--device", device, "--seed", str(seed)]
+               "--out", str(run), "--decoder", name, "--visual-weights", "random", "--text-weights", "random", "--max-minutes", str(minutes), "--device", device, "--seed", str(seed)]
         print("$", " ".join(cmd), flush=True)
         tic = time.monotonic()
         subprocess.run(cmd, check=True, cwd=REPO)
@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     roots = parse_data_specs(args.data) if args.data else default_roots()
     stamp = datetime.datetime.now(datetime.timezone.utc)
-    model_cfg = ModelConfig()
+    model_cfg = ModelConfig(visual_weights="random", text_weights="random")  # no hub here; timings do not depend on weights
     bench_images = BENCH_IMAGES if args.images is None else args.images or None
     settings = (
         f"Settings: data {', '.join(f'{c}={r}' for c, r in roots.items())}; encoders {model_cfg.visual_model} + CLIP {model_cfg.text_model} "

@@ -12,7 +12,7 @@ those also count as photos present in two splits. Dropped-file precision:
 files that `--dedupe-to` would drop that do have a copy in an earlier split. Speed: `--speed N` times N images made of
 augmented copies of the sample. Results are appended to benchmarks/audit_results.md.
 
-    python benchmarks/bench_audit.py [--sample ../shared/data/roboflow-sample] [--speed 10000]
+    python benchmarks/bench_audit.py [--sample ../shared/data/roboflow-sample] [--speed 10000] [--fine-side 0]
         [--figure figures/audit_real_sample.png]
 """
 
@@ -187,11 +187,11 @@ def pseudo_split_drywall(sample: Path, out: Path, seed: int) -> Path:
     return out
 
 
-def real_sample_figure(sample: Path, figure: Path, seed: int) -> None:
-    """Audit the real sample (drywall pseudo-split into train/valid) and save the audit figure."""
+def real_sample_figure(sample: Path, figure: Path, seed: int, options: dict) -> None:
+    """Audit the real sample (drywall pseudo-split into train/valid) with these duplicate options and save the figure."""
     with tempfile.TemporaryDirectory() as tmp:
         drywall = pseudo_split_drywall(sample, Path(tmp) / "drywall", seed)
-        report = audit({"crack": sample / "cracks", "taping": drywall})
+        report = audit({"crack": sample / "cracks", "taping": drywall}, **options)
         print(summary(report))
         paths = sorted(drywall.glob("*/*.jpg"))
         groups = [p.parent.name for p in paths]
@@ -218,9 +218,10 @@ def main() -> None:
     parser.add_argument("--min-inliers", type=int, default=12)
     parser.add_argument("--min-alignment", type=float, default=0.5)
     parser.add_argument("--max-misfit", type=float, default=0.8)
+    parser.add_argument("--fine-side", type=int, default=640, help="side of the second verification pass (0: none)")
     args = parser.parse_args()
     options = {"top_k": args.top_k, "min_inliers": args.min_inliers, "min_alignment": args.min_alignment,
-               "max_misfit": args.max_misfit}
+               "max_misfit": args.max_misfit, "fine_side": args.fine_side}
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -252,7 +253,7 @@ def main() -> None:
                         f"{len(pairs)} pairs | {len(paths) / seconds:.1f} images/s wall ({seconds:.0f} s), "
                         f"{cpu:.0f} CPU-s |")
     if args.figure is not None:
-        real_sample_figure(args.sample, args.figure, args.seed)
+        real_sample_figure(args.sample, args.figure, args.seed, options)
     if not args.results.exists():
         args.results.write_text("| benchmark | machine | data | result | speed |\n|---|---|---|---|---|\n")
     with args.results.open("a") as f:

@@ -40,6 +40,16 @@ def rotate_crop(image: np.ndarray, angle: float = 10.0) -> np.ndarray:
     return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def speckled_board(seed: int, size: int = 1280) -> np.ndarray:
+    """A plain board with faint one-pixel specks, uint8 RGB: too fine for ORB at 400 px, enough at 640 px."""
+    rng = np.random.default_rng(seed)
+    board = np.full((size, size), 200, np.float32)
+    board += cv2.resize(rng.normal(0, 6, (5, 5)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    x, y = rng.integers(0, size, (2, 5000))
+    board[y, x] = 200 - 40 * rng.uniform(0.6, 1.4, 5000)
+    return np.repeat(np.clip(board, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
 def perspective(image: np.ndarray, shift: float = 0.15) -> np.ndarray:
     """The same wall seen from another spot: two corners pulled in by `shift` of the side (not an affine map)."""
     h, w = image.shape[:2]
@@ -115,6 +125,15 @@ def test_rotated_crop_is_a_copy_but_another_viewpoint_is_not(tmp_path):
     assert [{a, b} for a, b, _ in pairs] == [{original, copy}]
     geometry_only = {"min_alignment": 0.0, "max_misfit": float("inf")}
     assert A.find_near_duplicates([original, reshot], ["train", "valid"], **geometry_only) != []  # ORB + affine alone accept it
+
+
+def test_second_pass_finds_speckled_copy_at_higher_resolution(tmp_path):
+    original = save(speckled_board(1), tmp_path / "train.jpg")
+    stranger = save(speckled_board(2), tmp_path / "train_other.jpg")
+    copy = save(rotate_crop(speckled_board(1)), tmp_path / "valid.jpg")
+    paths, groups = [original, stranger, copy], ["train", "train", "valid"]
+    assert A.find_near_duplicates(paths, groups, fine_side=0) == []  # too few ORB matches at 400 px
+    assert [{a, b} for a, b, _ in A.find_near_duplicates(paths, groups)] == [{original, copy}]
 
 
 def test_alignment_of_identical_shifted_and_reshot_pixels():

@@ -220,10 +220,11 @@ def test_negative_items_have_empty_masks_and_preload_matches():
     for i in range(len(ds)):
         a, b = ds[i], pre[i]
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"]) and a["prompt"] == b["prompt"]
+        assert a["has_mask"] is True  # the photo's own crack mask, even where the target was emptied
         if a["negative"]:
-            assert a["mask"].sum() == 0 and a["prompt"] in PROMPTS["taping"]
+            assert a["mask"].sum() == 0 and a["prompt"] in PROMPTS["taping"] and a["prompt_cls"] == "taping"
         else:
-            assert a["mask"].sum() > 0
+            assert a["mask"].sum() > 0 and a["prompt_cls"] == "crack"
         seen.add(a["negative"])
     assert seen == {True, False}
 

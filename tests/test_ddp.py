@@ -26,7 +26,7 @@ TIMEOUT_S = 420
 def _args(data: Path, out: Path) -> list[str]:
     return ["train", "--data", f"crack={data / 'cracks'}", "--data", f"taping={data / 'drywall'}", "--out", str(out),
             "--epochs", "3", "--batch-size", "4", "--lr", "3e-3", "--device", "cpu", "--decoder", "seed", "--dim", "64",
-            "--visual-model", "vit_tiny_patch16_224", "--negative-rate", "0.5", "--save-interval", "0"]
+            "--visual-model", "vit_tiny_patch16_224", "--visual-weights", "random", "--text-weights", "random", "--negative-rate", "0.5", "--save-interval", "0"]
 
 
 def test_two_processes_match_one(tmp_path: Path) -> None:

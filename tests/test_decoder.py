@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from textseg.config import ModelConfig
-from textseg.decoder import RefineDecoder, SeedDecoder, build_decoder, gate_logits
-from textseg.losses import presence_loss, segmentation_loss, soft_dice_loss
+from textseg.decoder import ClassMatchHead, RefineDecoder, SeedDecoder, build_decoder, gate_logits
+from textseg.losses import class_labels, class_match_loss, decoder_loss, presence_loss, segmentation_loss, soft_dice_loss
 
 VISUAL_DIM, TEXT_DIM = 24, 16
 
@@ -53,6 +53,30 @@ def test_refine_aux_gates_the_pixels() -> None:
     assert torch.allclose(torch.sigmoid(logits), expected, atol=1e-6)
     with pytest.raises(ValueError, match="needs the image"):
         decoder(visual, text, padding)
+
+
+def test_class_match_presence_is_the_sum_over_classes() -> None:
+    head = ClassMatchHead(visual_dim=5, embed_dim=6, width=4)
+    out = head(torch.rand(3, 3, 64, 64), torch.randn(3, 10, 5), torch.randn(3, 6))
+    assert out["prompt_class"].shape == (3, 2) and out["image_class"].shape == (3, 2)
+    expected = (out["prompt_class"].softmax(1) * out["image_class"].sigmoid()).sum(1)  # sum_k P(prompt k) P(image k)
+    assert torch.allclose(out["presence"].sigmoid(), expected, atol=1e-6)
+
+
+def test_class_labels_and_match_loss() -> None:
+    labels = class_labels(["crack", "taping", "taping"], ["taping", "taping", "crack"], torch.tensor([True, True, False]))
+    assert labels.prompt.tolist() == [1, 1, 0]
+    assert labels.image.tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]  # a drywall photo without a seam shows neither
+    zeros = {"prompt_class": torch.zeros(3, 2), "image_class": torch.zeros(3, 2)}
+    assert class_match_loss(zeros, labels).item() == pytest.approx(2 * math.log(2))  # CE ln 2 + BCE ln 2
+    sure = {"prompt_class": torch.tensor([[-20.0, 20.0], [-20.0, 20.0], [20.0, -20.0]]),
+            "image_class": torch.tensor([[20.0, -20.0], [-20.0, 20.0], [-20.0, -20.0]])}
+    assert class_match_loss(sure, labels).item() == pytest.approx(0.0, abs=1e-6)
+    logits, target = torch.zeros(3, 1, 2, 2), torch.zeros(3, 1, 2, 2)
+    base = decoder_loss(logits, target, {})  # the seed decoder: no aux, labels or not
+    assert decoder_loss(logits, target, {}, labels).item() == pytest.approx(base.item())
+    with_match = decoder_loss(logits, target, {**zeros, "presence": torch.zeros(3)}, labels)
+    assert with_match.item() == pytest.approx(base.item() + math.log(2) + 2 * math.log(2), abs=1e-6)
 
 
 def test_gate_logits_is_stable_at_extremes() -> None:

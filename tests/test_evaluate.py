@@ -69,7 +69,7 @@ class FakeSegmenter:
 
     def __init__(self) -> None:
         self.data_cfg = DataConfig(val_fraction=0.15, seed=0)
-        self.model_cfg = ModelConfig(decoder="seed")
+        self.model_cfg = ModelConfig(decoder="seed", visual_weights="random", text_weights="random")
         self.checkpoint = "fake.pt"
         self.encoded: list[str] = []
         self.decoded: list[tuple[str, str]] = []

@@ -149,7 +149,7 @@ def test_real_segmenter_encodes_once_and_reacts(images):
     from textseg.encoders import build_encoders
     from textseg.predict import Segmenter
 
-    cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed")
+    cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed", visual_weights="random", text_weights="random")
     visual, text = build_encoders(cfg)
     seg = Segmenter(visual, text, build_decoder(cfg, visual.out_dim, text.out_dim), cfg, device="cpu")
     calls = []

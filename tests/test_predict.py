@@ -19,7 +19,7 @@ from textseg.images import load_image, load_mask
 from textseg.predict import Prediction, Segmenter, to_rgb, token_strings
 from textseg.viz import overlay
 
-TINY = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="refine", dim=32, heads=8, refine_width=8, refine_size=64)
+TINY = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="refine", dim=32, heads=8, refine_width=8, refine_size=64, visual_weights="random", text_weights="random")
 
 
 def make_checkpoint(path: Path, model_cfg: ModelConfig = TINY, data_cfg: DataConfig | None = None) -> Path:
@@ -245,7 +245,7 @@ def test_cli_bad_checkpoint_and_clashing_names(tmp_path: Path, ckpt: Path, capsy
 
 
 def test_seed_decoder_checkpoint_also_predicts(tmp_path: Path) -> None:
-    cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed", dim=32, heads=8)
+    cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed", dim=32, heads=8, visual_weights="random", text_weights="random")
     seg = Segmenter.from_checkpoint(make_checkpoint(tmp_path / "seed.pt", cfg), device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

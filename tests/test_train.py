@@ -45,7 +45,7 @@ def make_dataset(root: Path, cls: str, n_train: int = N_TRAIN, n_valid: int = N_
 def tiny_configs(roots: dict[str, Path], decoder: str = "refine", **train_kwargs) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     """Configs for a fast CPU run: tiny ViT, narrow decoder, batch 4."""
     data_cfg = DataConfig(roots={c: str(r) for c, r in roots.items()}, negative_rate=0.3)
-    model_cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder=decoder, dim=64, heads=4, refine_width=8, refine_size=64)
+    model_cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder=decoder, dim=64, heads=4, refine_width=8, refine_size=64, visual_weights="random", text_weights="random")
     train_cfg = TrainConfig(**{"epochs": 3, "batch_size": 4, "lr": 3e-3, "save_interval": 2, "device": "cpu", **train_kwargs})
     return data_cfg, model_cfg, train_cfg
 
@@ -174,7 +174,7 @@ def test_cli_train_and_resume(roots: dict[str, Path], tmp_path: Path, capsys: py
     out = tmp_path / "run"
     args = ["train", "--data", f"crack={roots['crack']}", "--drywall-path", str(roots["taping"]), "--out", str(out),
             "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--decoder", "seed", "--visual-model",
-            "vit_tiny_patch16_224", "--save-interval", "1", "--cache", "disk"]
+            "vit_tiny_patch16_224", "--visual-weights", "random", "--text-weights", "random", "--save-interval", "1", "--cache", "disk"]
     assert main(args) == 0
     assert "best epoch 1: IoU crack" in capsys.readouterr().out
     assert len(list((out / "cache").rglob("*.pt"))) == 2 * 2 * N_TRAIN + 2 * N_VALID + len(all_prompts())

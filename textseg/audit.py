@@ -1,6 +1,6 @@
 """Dataset audit: counts, unreadable files, mask checks, and copies of one photo in two splits.
 
-Near-duplicates are found by content in three stages (`find_near_duplicates`):
+Near-duplicates are found by content in four stages (`find_near_duplicates`):
 
 1. Shortlist. Every image gets a small global descriptor (8x8 grayscale and log-gradient thumbnails
    over the pixels that are not black fill, contrast-normalised), computed for all 8 flips and
@@ -20,8 +20,13 @@ Near-duplicates are found by content in three stages (`find_near_duplicates`):
    agreement (median gradient correlation of the textured blocks) of at least `min_alignment`, and
    local shifts (phase correlation of 32-px blocks) that one affine field explains to within
    `max_misfit` pixels (at 400 px): copies leave a few tenths of a pixel, other shots more.
-   Of the verified pairs an image keeps those with at least `keep_ratio` of the inliers of its best
-   match, so a second photo of the same scene does not ride along with the true copy.
+4. Second pass. Plain, speckled boards give few ORB matches at `side` px, too few for stage 2. A
+   query image left without a copy has its candidates that stage 2 found a plausible affine for
+   (however few inliers) verified again, in the orientation (mirrored or not) found there, with more
+   ORB features at `fine_side` px; the alignment is still checked at `side` px (its thresholds are
+   set there), with the finer, more precise affine.
+Of the pairs both passes confirm, an image keeps those with at least `keep_ratio` of the inliers of
+its best match, so a second photo of the same scene does not ride along with the true copy.
 
 The reported distance is 1 - inliers / min(keypoints of a, keypoints of b): about 0 for identical
 files, close to 1 for copies that share only a small part. Measured recall/precision and speed on
@@ -38,7 +43,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -118,6 +123,15 @@ def _features(path: Path, side: int, n_features: int, mirror: bool) -> _Features
     points, descriptors = _orb(gray, n_features)
     mirror_points, mirror_descriptors = _orb(np.ascontiguousarray(gray[:, ::-1]), n_features) if mirror else (None, None)
     return _Features(_dihedral_descriptor(gray), points, descriptors, mirror_points, mirror_descriptors)
+
+
+def _pair_features(files: list[Path], pairs: Mapping[tuple[int, int], bool], side: int, n_features: int,
+                   pool: ThreadPoolExecutor) -> dict[int, _Features]:
+    """{index: features at `side` px} of the images in {(query, candidate): mirrored}, with the mirror images needed."""
+    mirror = {q for (q, _), mirrored in pairs.items() if mirrored}
+    needed = sorted({k for pair in pairs for k in pair})
+    loaded = pool.map(lambda i: _features(files[i], side, n_features, i in mirror), needed)
+    return {i: f for i, f in zip(needed, loaded) if f is not None}
 
 
 def _queries(groups: np.ndarray) -> np.ndarray:
@@ -207,12 +221,13 @@ class _Match:
     mirrored: bool
 
 
-def _verify(a: _Features, b: _Features, side: int) -> _Match:
-    """RANSAC affine inliers of ORB matches of a (or of a's mirror image) to b, the larger."""
+def _verify(a: _Features, b: _Features, side: int, mirrored: bool | None = None) -> _Match:
+    """RANSAC affine inliers of ORB matches of a (or of a's mirror image) to b, the larger; `mirrored` tries one only."""
     best = _Match(0, None, False)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    for mirrored, points, descriptors in ((False, a.points, a.descriptors), (True, a.mirror_points, a.mirror_descriptors)):
-        if b.descriptors is None or descriptors is None or len(b.descriptors) < 2 or len(descriptors) < 2:
+    for flip, points, descriptors in ((False, a.points, a.descriptors), (True, a.mirror_points, a.mirror_descriptors)):
+        if mirrored not in (None, flip) or b.descriptors is None or descriptors is None or len(b.descriptors) < 2 \
+                or len(descriptors) < 2:
             continue
         good = [m[0] for m in matcher.knnMatch(descriptors, b.descriptors, k=2)
                 if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
@@ -223,7 +238,7 @@ def _verify(a: _Features, b: _Features, side: int) -> _Match:
         affine, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=side / 100,
                                             maxIters=1000, confidence=0.99)
         if affine is not None and _plausible(affine) and int(mask.sum()) > best.inliers:
-            best = _Match(int(mask.sum()), affine, mirrored)
+            best = _Match(int(mask.sum()), affine, flip)
     return best
 
 
@@ -328,13 +343,50 @@ def _pair_alignment(a: Path, b: Path, match: _Match, side: int) -> tuple[float, 
     return _alignment(gray_a, gray_b, match.affine)
 
 
-def _keep_strong(scored: list[tuple[int, int, int]], ratio: float) -> list[tuple[int, int, int]]:
-    """Pairs whose inliers are at least `ratio` of the best verified match of a or of b."""
+def _scaled(match: _Match, factor: float) -> _Match:
+    """The match with its affine map expressed in images `factor` times the size."""
+    if match.affine is None:
+        return match
+    affine = match.affine.copy()
+    affine[:, 2] *= factor
+    return _Match(match.inliers, affine, match.mirrored)
+
+
+class _Pair(NamedTuple):
+    """A confirmed copy: query and candidate indices, RANSAC inliers and the fewer keypoints of the two."""
+
+    i: int
+    j: int
+    inliers: int
+    keypoints: int
+
+
+def _verify_all(feats: Mapping[int, _Features], pairs: Mapping[tuple[int, int], bool | None], side: int,
+                pool: ThreadPoolExecutor) -> list[_Match]:
+    """`_verify` of each {(query, candidate): mirrored or None for both} with the features `feats` at `side` px."""
+    return list(tqdm(pool.map(lambda item: _verify(feats[item[0][0]], feats[item[0][1]], side, item[1]), pairs.items()),
+                     total=len(pairs), desc=f"verify candidates at {side} px", disable=len(pairs) < 500))
+
+
+def _confirm(files: list[Path], feats: Mapping[int, _Features], pairs: list[tuple[int, int]], matches: list[_Match],
+             side: int, align_side: int, min_inliers: int, min_alignment: float, max_misfit: float,
+             pool: ThreadPoolExecutor) -> list[_Pair]:
+    """The pairs whose match (found at `side` px) has `min_inliers` and passes the alignment check at `align_side` px."""
+    strong = [(ij, _scaled(m, align_side / side)) for ij, m in zip(pairs, matches) if m.inliers >= min_inliers]
+    agreement = list(tqdm(pool.map(lambda c: _pair_alignment(files[c[0][0]], files[c[0][1]], c[1], align_side), strong),
+                          total=len(strong), desc="align pairs", disable=len(strong) < 200))
+    return [_Pair(i, j, m.inliers, min(len(feats[i].points), len(feats[j].points)))
+            for ((i, j), m), (score, misfit) in zip(strong, agreement)
+            if score >= min_alignment and misfit <= max_misfit * align_side / 400]
+
+
+def _keep_strong(scored: Sequence[tuple[int, ...]], ratio: float) -> list[tuple[int, ...]]:
+    """Pairs (i, j, inliers, ...) whose inliers are at least `ratio` of the best verified match of i or of j."""
     best: dict[int, int] = defaultdict(int)
-    for i, j, n in scored:
+    for i, j, n, *_ in scored:
         best[i] = max(best[i], n)
         best[j] = max(best[j], n)
-    return [(i, j, n) for i, j, n in scored if n >= ratio * best[i] or n >= ratio * best[j]]
+    return [pair for pair in scored if pair[2] >= ratio * best[pair[0]] or pair[2] >= ratio * best[pair[1]]]
 
 
 def find_near_duplicates(
@@ -346,6 +398,8 @@ def find_near_duplicates(
     max_misfit: float = 0.8,
     side: int = 400,
     n_features: int = 500,
+    fine_side: int = 640,
+    fine_features: int = 1500,
     keep_ratio: float = 0.8,
     workers: int = 2,
     seed: int = 0,
@@ -353,7 +407,9 @@ def find_near_duplicates(
     """Pairs (a, b, distance) of images that are copies of one photo, best first.
 
     With `groups` (one label per path, e.g. the split), only pairs from different groups are
-    compared. Unreadable files are skipped with a warning (the audit lists them).
+    compared. Query images without a confirmed copy get the candidates for which the first pass found
+    a plausible affine map verified again with `fine_features` ORB features at `fine_side` px (0: no
+    second pass). Unreadable files are skipped with a warning (the audit lists them).
     """
     paths = [Path(p) for p in paths]
     labels = np.asarray(list(groups) if groups is not None else [str(i) for i in range(len(paths))])
@@ -375,18 +431,22 @@ def find_near_duplicates(
     candidates = _shortlist(_thumbnail_similarity(np.stack([f.dihedral for f in feats])), labels[index], queries, top_k)
     candidates.update(_shortlist(_bow_similarity(*_bag_of_words(feats, seed)), labels[index], queries, top_k))
     candidates = sorted(candidates.values())  # (query, candidate) index pairs
+    files = [paths[i] for i in index]
+    checks = {"min_inliers": min_inliers, "min_alignment": min_alignment, "max_misfit": max_misfit}
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        matches = list(tqdm(pool.map(lambda ij: _verify(feats[ij[0]], feats[ij[1]], side), candidates),
-                            total=len(candidates), desc="verify candidates", disable=len(candidates) < 500))
-        strong = [(ij, m) for ij, m in zip(candidates, matches) if m.inliers >= min_inliers]
-        agreement = list(tqdm(pool.map(lambda c: _pair_alignment(paths[index[c[0][0]]], paths[index[c[0][1]]], c[1], side),
-                                       strong), total=len(strong), desc="align pairs", disable=len(strong) < 200))
-    scored = [(min(i, j), max(i, j), m.inliers) for ((i, j), m), (score, misfit) in zip(strong, agreement)
-              if score >= min_alignment and misfit <= max_misfit * side / 400]
+        coarse = dict(enumerate(feats))
+        matches = _verify_all(coarse, dict.fromkeys(candidates), side, pool)
+        confirmed = _confirm(files, coarse, candidates, matches, side, side, **checks, pool=pool)
+        matched = {k for pair in confirmed for k in (pair.i, pair.j)}
+        retry = {ij: m.mirrored for ij, m in zip(candidates, matches) if m.affine is not None and ij[0] not in matched}
+        if fine_side and retry:  # queries without a copy: candidates with some geometric support, in finer detail
+            fine = _pair_features(files, retry, fine_side, fine_features, pool)
+            retry = {(q, c): mirrored for (q, c), mirrored in retry.items() if q in fine and c in fine}
+            confirmed += _confirm(files, fine, list(retry), _verify_all(fine, retry, fine_side, pool), fine_side, side,
+                                  **checks, pool=pool)
     result = []
-    for i, j, n in _keep_strong(scored, keep_ratio):
-        keypoints = min(len(feats[i].points), len(feats[j].points))
-        result.append((paths[index[i]], paths[index[j]], round(1.0 - n / max(keypoints, 1), 4)))
+    for i, j, n, keypoints in _keep_strong(confirmed, keep_ratio):
+        result.append((files[min(i, j)], files[max(i, j)], round(1.0 - n / max(keypoints, 1), 4)))
     return sorted(result, key=lambda r: (r[2], str(r[0]), str(r[1])))
 
 

@@ -29,10 +29,10 @@ class ModelConfig:
     """Frozen encoders and the trainable decoder."""
 
     visual_model: str = "vit_base_patch16_224"
-    visual_weights: str = "random"  # "pretrained", "random", or a path to a state dict / safetensors file
+    visual_weights: str = "pretrained"  # "pretrained", "random", or a path to a state dict / safetensors file
     visual_layers: tuple[int, ...] = (-1,)  # transformer blocks whose tokens are used; -1 is the last
     text_model: str = "ViT-B/32"
-    text_weights: str = "random"  # "pretrained", "random", or a path to a CLIP .pt file
+    text_weights: str = "pretrained"  # "pretrained", "random", or a path to a CLIP .pt file
     decoder: str = "refine"  # "seed" or "refine"
     dim: int = 512
     heads: int = 8

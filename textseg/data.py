@@ -339,4 +339,5 @@ class SegDataset(torch.utils.data.Dataset):
             mask_t = torch.zeros_like(mask_t)
         sample = self.samples[index]
         return {"image": image_t, "mask": mask_t, "prompt": prompt, "cls": sample.cls, "negative": negative,
+                "prompt_cls": other_class(sample.cls) if negative else sample.cls, "has_mask": bool(mask.any()),
                 "flip": flip, "path": str(sample.image), "index": index}

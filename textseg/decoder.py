@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textseg import MODEL_SIZE
+from textseg import CLASSES, MODEL_SIZE
 from textseg.config import ModelConfig
 from textseg.encoders import seeded
 
@@ -160,28 +160,54 @@ class FiLM(nn.Module):
         return x * (1 + gamma) + beta
 
 
-class PresenceHead(nn.Module):
-    """Image-level logit that the prompted class is present, from pooled bottleneck features and the prompt."""
+def logit_from_log_prob(log_q: torch.Tensor) -> torch.Tensor:
+    """logit(q) = log q - log(1 - q) from log q, stable for q near 0 and 1 (q is kept below 1)."""
+    log_q = log_q.clamp(max=-1e-30)  # q < 1 keeps log(1 - q) finite
+    log_one_minus_q = torch.where(log_q > -math.log(2), torch.log(-torch.expm1(log_q)), torch.log1p(-torch.exp(log_q)))
+    return log_q - log_one_minus_q
 
-    def __init__(self, channels: int, embed_dim: int) -> None:
+
+class ImageClassifier(nn.Module):
+    """Which classes an image shows (multi-label logits), never from the prompt: a small CNN over the pixels plus
+    the standardised mean of the frozen visual tokens."""
+
+    def __init__(self, visual_dim: int, num_classes: int = len(CLASSES), width: int = 16, stages: int = 5) -> None:
         super().__init__()
-        self.image = nn.Linear(2 * channels, embed_dim)
-        self.text = nn.Linear(embed_dim, embed_dim)
-        self.mlp = nn.Sequential(nn.Linear(3 * embed_dim, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, 1))
+        widths = [3] + [width * 2 ** min(i, 3) for i in range(stages)]  # 3, w, 2w, 4w, 8w, 8w: 224 -> 7
+        self.features = nn.Sequential(*(_conv(c_in, c_out, stride=2) for c_in, c_out in zip(widths[:-1], widths[1:])))
+        self.tokens = RunningStandardizer(visual_dim)
+        self.head = nn.Linear(2 * widths[-1] + visual_dim, num_classes)
 
-    def forward(self, features: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w), (B, E) -> (B,)."""
-        pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)  # (B, 2C)
-        i, t = F.relu(self.image(pooled)), self.text(embedding)  # (B, E) each
-        return self.mlp(torch.cat([i, t, i * t], dim=1)).squeeze(1)
+    def forward(self, image: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) in [0, 1], (B, N, Dv) -> (B, K) logits."""
+        x = self.features(image * 2 - 1)  # (B, 8w, S/32, S/32)
+        pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3)), self.tokens(visual.float().mean(1))], dim=1)
+        return self.head(pooled)
+
+
+class ClassMatchHead(nn.Module):
+    """Presence of the prompted class: P = sum_k P(prompt names class k) * P(image shows class k).
+
+    A prompt classifier on the text embedding and an image classifier on the pixels, each trained on every
+    example (the prompt's class and the image's class are always known), so obeying the prompt does not
+    have to be learned from the negative examples alone.
+    """
+
+    def __init__(self, visual_dim: int, embed_dim: int, num_classes: int = len(CLASSES), width: int = 16) -> None:
+        super().__init__()
+        self.prompt = nn.Linear(embed_dim, num_classes)
+        self.image = ImageClassifier(visual_dim, num_classes, width)
+
+    def forward(self, image: torch.Tensor, visual: torch.Tensor, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, 3, S, S), (B, N, Dv), (B, E) -> {"presence": (B,), "prompt_class": (B, K), "image_class": (B, K)} (logits)."""
+        prompt_class, image_class = self.prompt(embedding), self.image(image, visual)  # (B, K) each
+        log_p = torch.logsumexp(F.log_softmax(prompt_class.float(), 1) + F.logsigmoid(image_class.float()), 1)  # (B,)
+        return {"presence": logit_from_log_prob(log_p), "prompt_class": prompt_class, "image_class": image_class}
 
 
 def gate_logits(pixel_logits: torch.Tensor, presence_logit: torch.Tensor) -> torch.Tensor:
     """Logit of sigmoid(pixel) * sigmoid(presence), in float32 log space: (B,1,H,W), (B,) -> (B,1,H,W)."""
-    log_q = F.logsigmoid(pixel_logits.float()) + F.logsigmoid(presence_logit.float())[:, None, None, None]
-    log_q = log_q.clamp(max=-1e-30)  # q < 1 keeps log(1 - q) finite
-    log_one_minus_q = torch.where(log_q > -math.log(2), torch.log(-torch.expm1(log_q)), torch.log1p(-torch.exp(log_q)))
-    return log_q - log_one_minus_q
+    return logit_from_log_prob(F.logsigmoid(pixel_logits.float()) + F.logsigmoid(presence_logit.float())[:, None, None, None])
 
 
 class RefineDecoder(nn.Module):
@@ -218,7 +244,7 @@ class RefineDecoder(nn.Module):
         self.global_context = nn.Linear(enc[-1], enc[-1])
         self.bottleneck = nn.Sequential(_conv(enc[-1], enc[-1]), _conv(enc[-1], enc[-1], dilation=2))
         self.film_bottleneck = FiLM(embed, enc[-1])
-        self.presence = PresenceHead(enc[-1], embed)
+        self.presence = ClassMatchHead(visual_dim, embed, width=max(8, width // 2))
         deeper = [*dec[1:], enc[-1]]  # channels arriving from below at each decoder scale
         self.lateral = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(deeper, dec))
         self.skip = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(enc[:-1], dec))
@@ -235,7 +261,7 @@ class RefineDecoder(nn.Module):
         return_attention: bool = False,
         return_aux: bool = False,
     ) -> torch.Tensor | tuple:
-        """Gated logits (B, 1, 224, 224); optionally attention (B, heads, 196, 77) and aux {"presence", "pixel_logits"}."""
+        """Gated logits (B, 1, 224, 224); optionally attention (B, heads, 196, 77) and aux {"presence", "prompt_class", "image_class", "pixel_logits"}."""
         if image is None:
             raise ValueError("the refine decoder needs the image (B, 3, S, S) in [0, 1]; pass image=")
         if image.shape[-2:] != (self.image_size, self.image_size):
@@ -252,15 +278,15 @@ class RefineDecoder(nn.Module):
             context = F.interpolate(context, size=x.shape[-2:], mode="bilinear", align_corners=False)
         x = x + self.fuse(context) + self.global_context(x.mean(dim=(2, 3)))[:, :, None, None]
         x = self.film_bottleneck(self.bottleneck(x), embedding)  # (B, 8w, S/16, S/16)
-        presence = self.presence(x, embedding)  # (B,)
         for i in reversed(range(len(skips))):
             x = F.interpolate(self.lateral[i](x), size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
             x = self.film_up[i](self.up[i](x + self.skip[i](skips[i])), embedding)  # (B, dec[i], S / 2**i, ...)
         pixel_logits = self.head(x)  # (B, 1, S, S)
+        match = self.presence(image, visual, embedding)  # presence (B,), prompt_class and image_class (B, K)
         if pixel_logits.shape[-2:] != (MODEL_SIZE, MODEL_SIZE):
             pixel_logits = F.interpolate(pixel_logits, size=(MODEL_SIZE,) * 2, mode="bilinear", align_corners=False)
-        logits = gate_logits(pixel_logits, presence)
-        aux = {"presence": presence, "pixel_logits": pixel_logits}
+        logits = gate_logits(pixel_logits, match["presence"])
+        aux = {**match, "pixel_logits": pixel_logits}
         return _finish(logits, attention, aux, return_attention, return_aux)
 
 

@@ -1,9 +1,13 @@
-"""Training losses: pixel BCE-with-logits plus soft Dice, and an optional image-level presence term."""
+"""Training losses: pixel BCE-with-logits plus soft Dice, an image-level presence term, and the class-match terms."""
 
 from __future__ import annotations
 
+from typing import NamedTuple, Sequence
+
 import torch
 import torch.nn.functional as F
+
+from textseg import CLASSES
 
 DICE_SMOOTH: float = 1.0
 """Added to numerator and denominator of the soft Dice (in pixels), so an empty target with an empty
@@ -39,4 +43,43 @@ def segmentation_loss(
     loss = F.binary_cross_entropy_with_logits(logits.float(), target) + soft_dice_loss(logits, target)
     if presence_logit is not None:
         loss = loss + presence_loss(presence_logit, target)
+    return loss
+
+
+class ClassLabels(NamedTuple):
+    """What every example says about classes: the prompt's class index (B,), and which classes the image shows (B, K)."""
+
+    prompt: torch.Tensor
+    image: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "ClassLabels":
+        """Both tensors on device."""
+        return ClassLabels(self.prompt.to(device), self.image.to(device))
+
+
+def class_labels(image_classes: Sequence[str], prompt_classes: Sequence[str], has_mask: Sequence[bool] | torch.Tensor) -> ClassLabels:
+    """Labels from each example's dataset class, its prompt's class, and whether its own mask has foreground."""
+    index = {c: i for i, c in enumerate(CLASSES)}
+    prompt = torch.tensor([index[c] for c in prompt_classes], dtype=torch.long)  # (B,)
+    image = torch.zeros(len(image_classes), len(CLASSES))  # (B, K)
+    image[torch.arange(len(image_classes)), torch.tensor([index[c] for c in image_classes])] = torch.as_tensor(has_mask).float().cpu()
+    return ClassLabels(prompt, image)
+
+
+def class_match_loss(aux: dict[str, torch.Tensor], labels: ClassLabels) -> torch.Tensor:
+    """Cross-entropy of the prompt classifier plus BCE of the image classifier (decoders with a ClassMatchHead)."""
+    prompt = F.cross_entropy(aux["prompt_class"].float(), labels.prompt)
+    image = F.binary_cross_entropy_with_logits(aux["image_class"].float(), labels.image)
+    return prompt + image
+
+
+def decoder_loss(
+    logits: torch.Tensor, target: torch.Tensor, aux: dict[str, torch.Tensor], labels: ClassLabels | None = None
+) -> torch.Tensor:
+    """The training loss of any decoder: segmentation_loss with its presence term, plus class_match_loss when both the
+    decoder's aux outputs and the labels are there."""
+    presence = aux.get("presence")
+    loss = segmentation_loss(logits.float(), target, None if presence is None else presence.float())
+    if labels is not None and "prompt_class" in aux:
+        loss = loss + class_match_loss(aux, labels)
     return loss

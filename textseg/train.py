@@ -42,6 +42,7 @@ from textseg.cache import FeatureCache
 from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, save_checkpoint
 from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from textseg.images import atomic_path
+from textseg.losses import class_labels, decoder_loss
 
 LOGGER = logging.getLogger(__name__)
 NEGATIVE_FP_FRACTION = 0.01  # a negative prompt is a false positive when > 1% of pixels are predicted
@@ -186,14 +187,6 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
-def _loss(logits: torch.Tensor, target: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
-    """BCE + Dice, plus the presence term for decoders that predict one (refine)."""
-    from textseg.losses import segmentation_loss
-
-    presence = aux.get("presence")
-    return segmentation_loss(logits.float(), target, None if presence is None else presence.float())
-
-
 def train_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -215,7 +208,8 @@ def train_epoch(
         text, padding = cache.text_tokens(batch["prompt"])  # (B, 77, Dt), (B, 77)
         with _autocast(device, dtype):
             logits, aux = model(visual, text, padding, image=images, return_aux=True)  # (B, 1, 224, 224)
-        loss = _loss(logits, masks, aux)
+        labels = class_labels(batch["cls"], batch["prompt_cls"], batch["has_mask"]).to(device)
+        loss = decoder_loss(logits, masks, aux, labels)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -255,7 +249,9 @@ def validate(
             logits, aux = model(visual.repeat(2, 1, 1), text, padding, image=images.repeat(2, 1, 1, 1), return_aux=True)
         logits = logits.float()  # (2B, 1, 224, 224): positives, then negatives
         targets = torch.cat([masks, torch.zeros_like(masks)])
-        sums["loss"] += float(_loss(logits, targets, aux)) * len(targets)
+        has_mask = masks.flatten(1).amax(1).gt(0).repeat(2)
+        labels = class_labels(classes * 2, classes + [other_class(c) for c in classes], has_mask).to(device)
+        sums["loss"] += float(decoder_loss(logits, targets, aux, labels)) * len(targets)
         sums["pairs"] += len(targets)
         pred = (logits.sigmoid() > THRESHOLD).flatten(1)  # (2B, H*W)
         pos, neg, target = pred[: len(classes)], pred[len(classes) :], masks.flatten(1) > 0.5

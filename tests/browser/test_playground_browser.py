@@ -55,7 +55,7 @@ def _tiny_run(work: Path) -> tuple[Path, list[str]]:
 
     roots = generate(work / "synth", seed=0, counts={"train": 4, "valid": 2, "test": 0})
     data = DataConfig(roots={c: str(r) for c, r in roots.items()})
-    train(data, ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed"),
+    train(data, ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed", visual_weights="random", text_weights="random"),
           TrainConfig(epochs=1, batch_size=8, device="cpu"), work / "run")
     return work / "run" / "best.pt", [f"{c}={r}" for c, r in roots.items()]
 
