@@ -200,3 +200,22 @@ def test_selection_prefers_a_segmenting_epoch_over_an_empty_one() -> None:
     ignores_prompt = summarise_validation(sums(tp=60, fp=20, fn=40, neg_fp=4))
     assert empty["score"] == 0.0 and ignores_prompt["score"] == 0.0
     assert segmenting["score"] == pytest.approx(40 / 120 * 0.5)
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_earlier_checkpoints(
+    roots: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import textseg.train as train_module
+
+    real_epoch, calls = train_module.train_epoch, []
+
+    def nan_in_epoch_two(*args, **kwargs) -> float:
+        calls.append(1)
+        loss = real_epoch(*args, **kwargs)
+        return float("nan") if len(calls) == 2 else loss
+
+    monkeypatch.setattr(train_module, "train_epoch", nan_in_epoch_two)
+    out = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match=r"training loss became nan in epoch 2; .*last\.pt with a lower --lr"):
+        train(*tiny_configs(roots, epochs=3, save_interval=1), out)
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1 and [m["epoch"] for m in _lines(out / "metrics.jsonl")] == [1]

@@ -160,11 +160,21 @@ class FiLM(nn.Module):
         return x * (1 + gamma) + beta
 
 
+LOG_Q_MAX: float = -1e-6
+"""Largest log-probability turned into a logit (q <= 1 - 1e-6, logit <= 13.8): keeps log(1 - q) and its gradient finite."""
+
+
 def logit_from_log_prob(log_q: torch.Tensor) -> torch.Tensor:
-    """logit(q) = log q - log(1 - q) from log q, stable for q near 0 and 1 (q is kept below 1)."""
-    log_q = log_q.clamp(max=-1e-30)  # q < 1 keeps log(1 - q) finite
-    log_one_minus_q = torch.where(log_q > -math.log(2), torch.log(-torch.expm1(log_q)), torch.log1p(-torch.exp(log_q)))
-    return log_q - log_one_minus_q
+    """logit(q) = log q - log(1 - q) from log q, stable for q near 0 and 1, with finite gradients everywhere.
+
+    Each branch of the where() is evaluated on inputs clamped to its own range, so the branch not taken
+    never produces an infinite value whose zero gradient would turn into NaN.
+    """
+    log_q = log_q.clamp(max=LOG_Q_MAX)
+    half = -math.log(2)
+    near_one = torch.log(-torch.expm1(log_q.clamp(min=half)))  # log(1 - q) for q > 1/2
+    small = torch.log1p(-torch.exp(log_q.clamp(max=half)))  # log(1 - q) for q <= 1/2
+    return log_q - torch.where(log_q > half, near_one, small)
 
 
 class ImageClassifier(nn.Module):

@@ -395,6 +395,11 @@ def train(
         train_ds.set_epoch(epoch)
         sampler.set_epoch(epoch)
         train_loss = train_epoch(model, loader, cache, optimizer, scaler, device, dtype, info, f"epoch {epoch + 1}/{train_cfg.epochs}")
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"training loss became {train_loss} in epoch {epoch + 1}; nothing of this epoch was saved: continue from "
+                f"{out_dir / 'last.pt'} with a lower --lr, or start over"
+            )
         metrics = validate(decoder, val_ds, cache, device, dtype, info, train_cfg.batch_size // info.world)
         line = {
             "epoch": epoch + 1,
