@@ -47,7 +47,7 @@ from textseg.encoders import build_encoders, encoder_identity
 from textseg.images import save_mask
 from textseg.losses import class_labels, decoder_loss
 from textseg.prompts import all_prompts, canonical_prompt
-from textseg.train import Dist, Unflipped, amp_dtype, resolve_device, seed_everything, train_epoch
+from textseg.train import Dist, Unflipped, amp_dtype, read_history, resolve_device, seed_everything, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO.parent / "shared" / "data" / "roboflow-sample"
@@ -327,7 +327,7 @@ def run_quality(roots: dict[str, Path], decoders: Sequence[str], minutes: float,
         subprocess.run(cmd, check=True, cwd=REPO)
         train_s = time.monotonic() - tic
         best = load_checkpoint(run / "best.pt")
-        epochs = sum(1 for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip())
+        epochs = len(read_history(run / "metrics.jsonl"))
         report = evaluate(Segmenter.from_checkpoint(run / "best.pt", device=device), roots, "valid", run / "eval")
         results[name] = {"report": report, "train_s": train_s, "epochs": epochs, "best_epoch": int(best["epoch"]), "run": run}
     return results

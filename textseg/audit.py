@@ -50,7 +50,7 @@ import numpy as np
 from tqdm import tqdm
 
 from textseg.data import Sample, available_splits, detect_layout, list_samples, load_target
-from textseg.images import ImageReadError, atomic_path, is_image_file, load_image
+from textseg.images import ImageReadError, atomic_path, is_image_file, load_image, save_json
 from textseg.labels import class_from_keywords
 from textseg.prompts import normalise_class
 
@@ -726,8 +726,7 @@ def run_cli(args: argparse.Namespace) -> int:
                    max_misfit=args.max_misfit)
     print(summary(report))
     if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(report, indent=1))
+        save_json(report, args.json, indent=1)
         print(f"report: {args.json}")
     if args.figure is not None:
         print(f"figure: {audit_figure(report, args.figure)}")

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from textseg.images import atomic_path, load_image
+from textseg.images import atomic_path, load_image, save_json
 from textseg.metrics import MetricAccumulator
 from textseg.predict import Segmenter, add_segmenter_arguments
 from textseg.prompts import PROMPTS, canonical_prompt, normalise_class, other_class
@@ -259,8 +259,7 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """DIR/report.json and DIR/report.md, each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "report.json", out_dir / "report.md"
-    with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
+    save_json(report, json_path)
     with atomic_path(md_path) as tmp:
         tmp.write_text("# Evaluation\n\n" + markdown_table(report))
     log.info("wrote %s and %s", json_path, md_path)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -103,3 +104,10 @@ def save_rgb(image: np.ndarray, path: str | Path, quality: int = 95) -> None:
     with atomic_path(path) as tmp:
         kwargs = {"quality": quality} if fmt == "JPEG" else {}
         Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format=fmt, **kwargs)
+
+
+def save_json(data: Any, path: str | Path, indent: int = 2) -> Path:
+    """Write data as JSON (values JSON lacks, such as paths, as strings), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent, default=str) + "\n")
+    return Path(path)

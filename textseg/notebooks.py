@@ -196,15 +196,6 @@ def show_markdown(text: str) -> None:
     display(Markdown(text))
 
 
-def write_json(data: Any, path: str | Path) -> Path:
-    """Write JSON atomically (paths as strings)."""
-    from textseg.images import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return Path(path)
-
-
 SMOKE_SYNTH_COUNTS = {"train": 4, "valid": 2, "test": 2}
 
 
@@ -483,12 +474,6 @@ def resume_checkpoint(run_dir: str | Path, resume: str) -> Path | None:
     return path
 
 
-def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The epochs recorded in RUN/metrics.jsonl, as written."""
-    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
 def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Path, resume: str = "",
                overwrite: bool = False, figure_path: str | Path | None = None, refresh_s: float = 5.0) -> dict[str, Any]:
     """Run `textseg.train.train` in a thread while redrawing its loss/IoU curves from RUN/metrics.jsonl.
@@ -501,7 +486,7 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from textseg.train import train
+    from textseg.train import read_history, train
     from textseg.viz import plot_training_curves
 
     run_dir = Path(run_dir)
@@ -509,7 +494,7 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
     handle = None
     if ckpt is None and not overwrite and (run_dir / "last.pt").is_file():
         logger.info("%s already holds a run; showing it (overwrite=True retrains, resume='last' continues it)", run_dir)
-        history = read_history(run_dir)
+        history = read_history(run_dir / "metrics.jsonl")
         summary = {"history": history, "best": max(history, key=lambda m: m.get("score", 0.0)), "epochs_run": 0,
                    "stopped_early": False, "cache": history[-1].get("cache", {}), "elapsed_s": 0.0}
     else:
@@ -546,10 +531,9 @@ def _refresh_curves(run_dir: Path, handle: Any, shown: int) -> int:
 
     from textseg.viz import plot_training_curves
 
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return shown
-    epochs = sum(1 for line in path.read_text().splitlines() if line.strip())
+    from textseg.train import read_history
+
+    epochs = len(read_history(run_dir / "metrics.jsonl"))
     if epochs > shown:
         fig = plot_training_curves(run_dir, title=f"training run {run_dir} (live, {epochs} epochs)")
         handle.update(fig)

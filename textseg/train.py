@@ -41,7 +41,7 @@ from textseg import CLASSES, MODEL_SIZE
 from textseg.cache import FeatureCache
 from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, save_checkpoint
 from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from textseg.images import atomic_path
+from textseg.images import atomic_path, save_json
 from textseg.losses import class_labels, decoder_loss
 
 LOGGER = logging.getLogger(__name__)
@@ -289,17 +289,13 @@ def summarise_validation(sums: dict[str, float]) -> dict[str, float]:
 
 
 # ---- run directory ----------------------------------------------------------------------------
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def _read_history(path: Path, upto: int) -> list[dict[str, Any]]:
-    """metrics.jsonl lines of epochs <= upto (lines a killed run wrote after its last checkpoint are dropped)."""
+def read_history(path: Path, upto: int | None = None) -> list[dict[str, Any]]:
+    """The epochs of a metrics.jsonl ([] if there is none), only those <= upto when given (lines a killed run
+    wrote after its last checkpoint are dropped on resume)."""
     if not path.is_file():
         return []
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [m for m in lines if m["epoch"] <= upto]
+    return [m for m in lines if upto is None or m["epoch"] <= upto]
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
@@ -364,11 +360,11 @@ def train(
     first_epoch, best_score, history = 0, -math.inf, []
     if ckpt is not None:
         first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler)
-        history = _read_history(out_dir / "metrics.jsonl", first_epoch)
+        history = read_history(out_dir / "metrics.jsonl", first_epoch)
         LOGGER.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
     if info.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(out_dir / "config.json", {**configs, "encoders": identity})
+        save_json({**configs, "encoders": identity}, out_dir / "config.json")
         _write_history(out_dir / "metrics.jsonl", history)
 
     cache = FeatureCache(visual, text, train_cfg.cache, out_dir / "cache", device, batch_size=max(16, train_cfg.batch_size // info.world), amp_dtype=dtype)
@@ -545,10 +541,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
 
 
-_ARG_FIELDS = {
-    "data": {"negative_rate": "negative_rate", "val_fraction": "val_fraction", "image_size": "image_size", "seed": "seed"},
-    "model": {"decoder": "decoder", "dim": "dim", "refine_width": "refine_width", "visual_model": "visual_model", "visual_weights": "visual_weights", "visual_layers": "visual_layers", "text_weights": "text_weights"},
-    "train": {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "save_interval": "save_interval", "seed": "seed", "device": "device", "cache": "cache", "max_minutes": "max_minutes", "num_workers": "num_workers"},
+_ARG_FIELDS = {  # config fields set by the command-line option of the same name (--seed sets data's and train's)
+    "data": ("negative_rate", "val_fraction", "image_size", "seed"),
+    "model": ("decoder", "dim", "refine_width", "visual_model", "visual_weights", "visual_layers", "text_weights"),
+    "train": ("epochs", "batch_size", "lr", "weight_decay", "save_interval", "seed", "device", "cache", "max_minutes", "num_workers"),
 }
 
 
@@ -558,10 +554,10 @@ def configs_from_args(args: argparse.Namespace, base: dict[str, dict[str, Any]] 
 
     base = base or {"data": to_dict(DataConfig()), "model": to_dict(ModelConfig()), "train": to_dict(TrainConfig())}
     values = {k: dict(v) for k, v in base.items()}
-    for group, fields in _ARG_FIELDS.items():
-        for arg, name in fields.items():
-            if getattr(args, arg, None) is not None:
-                values[group][name] = getattr(args, arg)
+    for group, names in _ARG_FIELDS.items():
+        for name in names:
+            if getattr(args, name, None) is not None:
+                values[group][name] = getattr(args, name)
     if args.no_cache:
         values["train"]["cache"] = "none"
     if args.no_amp:
