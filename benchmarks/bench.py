@@ -453,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = (
         f"Settings: data {', '.join(f'{c}={r}' for c, r in roots.items())}; encoders {model_cfg.visual_model} + CLIP {model_cfg.text_model} "
         f"({model_cfg.visual_weights} weights); decoder width {model_cfg.dim}, refine width {model_cfg.refine_width}; "
-        f"default decoder {model_cfg.decoder}; seed {args.seed}."
+        f"default decoder {model_cfg.decoder}; training augmentation {'on' if DataConfig().augment else 'off'}, "
+        f"EMA decay {TrainConfig().ema_decay}; seed {args.seed}."
     )
     parts = [f"## {stamp:%Y-%m-%d %H:%M} UTC\n", f"Machine: {machine_line(device)}.\n", settings + "\n"]
     print("\n".join(parts), flush=True)

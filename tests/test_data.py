@@ -288,3 +288,23 @@ def test_coco_root_with_custom_categories_lists_and_loads_after_extraction(tmp_p
     samples = list_samples(drywall, "train", "taping")
     assert all(s.mask is not None for s in samples)
     assert sum(load_target(s).any() for s in samples) == 12
+
+
+def test_vendored_demo_photos_are_a_clean_seed_layout_root():
+    """data/demo (the main job's extra real photos): images with same-sized masks, one file per photo, none of them
+    also in data/sample (the main job merges both), and both vendored folders together under 3 MB."""
+    demo = SAMPLE.parent / "demo"
+    keys = set()
+    for cls, name in (("crack", "cracks"), ("taping", "drywall")):
+        assert detect_layout(demo / name / "train") == "masks"
+        samples = list_samples(demo / name, "train", cls)
+        assert len(samples) == 40
+        for s in samples:
+            mask = load_target(s)
+            assert mask.shape == Image.open(s.image).size[::-1]
+            keys.add(photo_key(s.image))
+        assert sum(bool(load_target(s).any()) for s in samples) >= 35  # nearly all show their defect
+    assert len(keys) == 80
+    assert not keys & {photo_key(p) for p in SAMPLE.rglob("*.jpg")}
+    size = sum(p.stat().st_size for p in SAMPLE.parent.rglob("*") if p.is_file())
+    assert size < 3_000_000, f"vendored photos take {size / 1e6:.2f} MB"

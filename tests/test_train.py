@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -90,6 +91,10 @@ def test_run_writes_files_metrics_and_checkpoints(refine_run: tuple[Path, dict])
     raw = torch.load(out / "last.pt", weights_only=True)
     assert raw["epoch"] == 4 and raw["configs"]["model"]["decoder"] == "refine"
     assert raw["encoders"]["visual"]["name"] == "vit_tiny_patch16_224" and raw["metrics"] == lines[-1]
+    # "decoder" is the weight average (validated, used by predict); resume continues from the trained weights
+    assert raw["state"]["ema_steps"] == 4 * 2  # 4 epochs of 8 images in batches of 4
+    assert raw["decoder"].keys() == raw["state"]["train_decoder"].keys()
+    assert any(not torch.equal(raw["decoder"][k], raw["state"]["train_decoder"][k]) for k in raw["decoder"])
     best_epoch = max(lines, key=lambda m: m["score"])["epoch"]
     assert load_checkpoint(out / "best.pt")["epoch"] == best_epoch == summary["best"]["epoch"]
     assert load_checkpoint(out / "epoch_002.pt")["metrics"] == lines[1]
@@ -219,3 +224,15 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_earlier_checkpoints(
     with pytest.raises(FloatingPointError, match=r"training loss became nan in epoch 2; .*last\.pt with a lower --lr"):
         train(*tiny_configs(roots, epochs=3, save_interval=1), out)
     assert load_checkpoint(out / "last.pt")["epoch"] == 1 and [m["epoch"] for m in _lines(out / "metrics.jsonl")] == [1]
+
+
+def test_augmented_training_runs_and_resumes_to_the_same_result(roots: dict[str, Path], tmp_path: Path) -> None:
+    data_cfg, model_cfg, train_cfg = tiny_configs(roots, "seed", epochs=2)
+    data_cfg.augment = True
+    full = train(data_cfg, model_cfg, train_cfg, tmp_path / "full")
+    assert all(np.isfinite(m["train_loss"]) for m in full["history"])
+    plain = train(*tiny_configs(roots, "seed", epochs=2), tmp_path / "plain")
+    assert full["history"][0]["train_loss"] != pytest.approx(plain["history"][0]["train_loss"], rel=1e-6)  # it did change the examples
+    train(data_cfg, model_cfg, dataclasses.replace(train_cfg, epochs=1), tmp_path / "part")
+    resumed = train(data_cfg, model_cfg, train_cfg, tmp_path / "part", resume=tmp_path / "part" / "last.pt")
+    assert resumed["history"][-1]["train_loss"] == pytest.approx(full["history"][-1]["train_loss"], rel=1e-5)

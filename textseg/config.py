@@ -21,6 +21,7 @@ class DataConfig:
     negative_rate: float = 0.3  # probability of a prompt of the other class with an empty target
     val_fraction: float = 0.15  # held back from train when a root has no valid split
     flip: bool = True
+    augment: bool = False  # random zoom of image, mask and token grid + colour jitter (textseg.augment); measured: slower to learn in 55 min
     seed: int = 0
 
 
@@ -49,6 +50,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3  # measured: the refine decoder learns ~4x faster than at 1e-4 (see README)
     weight_decay: float = 1e-4
+    ema_decay: float = 0.98  # validate, save and predict with an exponential moving average of the weights; 0: off
     save_interval: int = 10
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N

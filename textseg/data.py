@@ -24,6 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from textseg import CLASSES, MODEL_SIZE
+from textseg.augment import IDENTITY, draw_params
 from textseg.images import image_size, is_image_file, load_image, load_mask
 from textseg.labels import COCO_JSON, coco_mask, read_coco, read_coco_images, yolo_mask
 from textseg.prompts import normalise_class, other_class, sample_prompt
@@ -291,13 +292,14 @@ class SegDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, samples: Sequence[Sample], image_size: int = MODEL_SIZE, negative_rate: float = 0.0,
-                 flip: bool = False, seed: int = 0, preload: bool = False) -> None:
+                 flip: bool = False, seed: int = 0, preload: bool = False, augment: bool = False) -> None:
         if not 0.0 <= negative_rate <= 1.0:
             raise ValueError(f"negative_rate {negative_rate} must be in [0, 1]")
         self.samples = list(samples)
         self.image_size = image_size
         self.negative_rate = negative_rate
         self.flip = flip
+        self.augment = augment
         self.seed = seed
         self.epoch = 0
         self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
@@ -328,6 +330,12 @@ class SegDataset(torch.utils.data.Dataset):
         flip = int(rng.random() < 0.5) if self.flip else 0
         return negative, prompt, flip
 
+    def augmentation(self, index: int) -> tuple[float, ...]:
+        """Zoom and colour-jitter parameters of an index at the current epoch (textseg.augment; identity when off)."""
+        if not self.augment:
+            return IDENTITY
+        return draw_params(random.Random(f"{self.seed}:{self.epoch}:{index}:augment"))
+
     def __getitem__(self, index: int) -> dict:
         image, mask = self._cache[index] if self._cache is not None else self._load(index)
         negative, prompt, flip = self.draw(index)
@@ -340,4 +348,4 @@ class SegDataset(torch.utils.data.Dataset):
         sample = self.samples[index]
         return {"image": image_t, "mask": mask_t, "prompt": prompt, "cls": sample.cls, "negative": negative,
                 "prompt_cls": other_class(sample.cls) if negative else sample.cls, "has_mask": bool(mask.any()),
-                "flip": flip, "path": str(sample.image), "index": index}
+                "flip": flip, "augment": torch.tensor(self.augmentation(index)), "path": str(sample.image), "index": index}

@@ -38,9 +38,11 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
 from textseg import CLASSES, MODEL_SIZE
+from textseg.augment import IDENTITY, augment_batch
 from textseg.cache import FeatureCache
 from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, save_checkpoint
 from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from textseg.ema import WeightAverage
 from textseg.images import atomic_path, save_json
 from textseg.losses import class_labels, decoder_loss
 
@@ -162,7 +164,8 @@ def build_datasets(data_cfg: DataConfig) -> tuple[Any, Any]:
     if not val_samples:
         raise ValueError(f"no validation images in {where}: add a valid/ split or set --val-fraction above 0")
     size = data_cfg.image_size
-    train_ds = SegDataset(train_samples, size, negative_rate=data_cfg.negative_rate, flip=data_cfg.flip, seed=data_cfg.seed, preload=True)
+    train_ds = SegDataset(train_samples, size, negative_rate=data_cfg.negative_rate, flip=data_cfg.flip, seed=data_cfg.seed,
+                         preload=True, augment=data_cfg.augment)
     val_ds = SegDataset(val_samples, size, negative_rate=0.0, flip=False, seed=data_cfg.seed, preload=True)
     return train_ds, val_ds
 
@@ -197,23 +200,32 @@ def train_epoch(
     dtype: torch.dtype | None,
     info: Dist,
     desc: str = "train",
+    ema: WeightAverage | None = None,
 ) -> float:
-    """One pass over the loader; returns the mean training loss over all ranks' samples."""
+    """One pass over the loader (updating ema after each step when given); returns the mean training loss over all
+    ranks' samples."""
     model.train()
     total, count = torch.zeros((), dtype=torch.float64, device=device), 0
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not info.main):
         images = batch["image"].to(device, non_blocking=True)  # (B, 3, 224, 224)
         masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, 224, 224)
         visual = cache.visual_tokens(images, batch["path"], batch["flip"].tolist())  # (B, 196, Dv)
+        has_mask = batch["has_mask"]
+        if not torch.equal(batch["augment"], torch.tensor(IDENTITY).expand_as(batch["augment"])):
+            images, masks, visual = augment_batch(images, masks, visual, batch["augment"])
+            zoomed_has_mask = masks.flatten(1).amax(1).gt(0).cpu()  # a zoom can crop a positive's defect away
+            has_mask = torch.where(batch["negative"], has_mask, zoomed_has_mask)
         text, padding = cache.text_tokens(batch["prompt"])  # (B, 77, Dt), (B, 77)
         with _autocast(device, dtype):
             logits, aux = model(visual, text, padding, image=images, return_aux=True)  # (B, 1, 224, 224)
-        labels = class_labels(batch["cls"], batch["prompt_cls"], batch["has_mask"]).to(device)
+        labels = class_labels(batch["cls"], batch["prompt_cls"], has_mask).to(device)
         loss = decoder_loss(logits, masks, aux, labels)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        if ema is not None:
+            ema.update(getattr(model, "module", model))  # the decoder inside a DistributedDataParallel wrapper
         total += loss.detach() * len(images)  # no device sync per step
         count += len(images)
     summed, count = all_sum([float(total), float(count)], info, device)
@@ -362,6 +374,9 @@ def train(
         first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler)
         history = read_history(out_dir / "metrics.jsonl", first_epoch)
         LOGGER.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
+    ema = WeightAverage(decoder, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
+    if ema is not None and ckpt is not None and "train_decoder" in ckpt.get("state", {}):
+        ema.load(ckpt["decoder"], ckpt["state"]["ema_steps"])
     if info.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_json({**configs, "encoders": identity}, out_dir / "config.json")
@@ -390,13 +405,14 @@ def train(
         tic = time.monotonic()
         train_ds.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        train_loss = train_epoch(model, loader, cache, optimizer, scaler, device, dtype, info, f"epoch {epoch + 1}/{train_cfg.epochs}")
+        train_loss = train_epoch(model, loader, cache, optimizer, scaler, device, dtype, info, f"epoch {epoch + 1}/{train_cfg.epochs}", ema)
         if not math.isfinite(train_loss):
             raise FloatingPointError(
                 f"training loss became {train_loss} in epoch {epoch + 1}; nothing of this epoch was saved: continue from "
                 f"{out_dir / 'last.pt'} with a lower --lr, or start over"
             )
-        metrics = validate(decoder, val_ds, cache, device, dtype, info, train_cfg.batch_size // info.world)
+        evaluated = decoder if ema is None else ema.module  # what the checkpoint stores and prediction uses
+        metrics = validate(evaluated, val_ds, cache, device, dtype, info, train_cfg.batch_size // info.world)
         line = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
@@ -411,14 +427,17 @@ def train(
         rngs = _gather_rng(info)
         if info.main:
             _log_epoch(line, train_cfg.epochs, is_best)
+            state: dict[str, Any] = {"rng": rngs, "best_score": best_score, "scaler": scaler.state_dict() if scaler.is_enabled() else {}}
+            if ema is not None:
+                state.update(train_decoder=decoder.state_dict(), ema_steps=ema.steps)
             payload = {
-                "decoder": decoder.state_dict(),
+                "decoder": evaluated.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "epoch": epoch + 1,
                 "configs": configs,
                 "encoders": identity,
                 "metrics": line,
-                "state": {"rng": rngs, "best_score": best_score, "scaler": scaler.state_dict() if scaler.is_enabled() else {}},
+                "state": state,
             }
             _save_epoch(out_dir, payload, is_best, train_cfg.save_interval)
         epochs_run += 1
@@ -443,10 +462,10 @@ def train(
 
 
 def _restore(ckpt: dict[str, Any], decoder: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> tuple[int, float]:
-    """Load decoder, optimizer and grad-scaler states; return (completed epochs, best score so far)."""
-    decoder.load_state_dict(ckpt["decoder"])
-    optimizer.load_state_dict(ckpt["optimizer"])
+    """Load the trained (not averaged) decoder, optimizer and grad-scaler states; return (completed epochs, best score so far)."""
     state = ckpt.get("state", {})
+    decoder.load_state_dict(state.get("train_decoder", ckpt["decoder"]))
+    optimizer.load_state_dict(ckpt["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     return int(ckpt["epoch"]), float(state.get("best_score", -math.inf))
@@ -519,11 +538,13 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help=f"global batch size (default {t.batch_size})")
     parser.add_argument("--lr", type=float, help=f"AdamW learning rate (default {t.lr})")
     parser.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {t.weight_decay})")
+    parser.add_argument("--ema-decay", type=float, help=f"decay of the weight average that is validated and saved (default {t.ema_decay}; 0: off)")
     parser.add_argument("--save-interval", type=int, help=f"also write epoch_XXX.pt every N epochs (default {t.save_interval}; 0: never)")
     parser.add_argument("--seed", type=int, help=f"seed of the valid carve, prompt/negative/flip sampling and shuffling (default {t.seed}; decoder init and random encoders keep ModelConfig.seed)")
     parser.add_argument("--device", help=f"auto | cpu | cuda | cuda:N (default {t.device})")
     parser.add_argument("--negative-rate", type=float, help=f"fraction of examples given the other class's prompt and an empty mask (default {d.negative_rate})")
     parser.add_argument("--val-fraction", type=float, help=f"photos held back for validation where a root has no valid/ (default {d.val_fraction})")
+    parser.add_argument("--augment", action="store_true", help="add a random zoom and colour jitter to the training examples (textseg.augment)")
     parser.add_argument("--image-size", type=int, choices=[MODEL_SIZE], help=f"model input size (fixed: {MODEL_SIZE})")
     parser.add_argument("--decoder", choices=["seed", "refine"], help=f"decoder (default {m.decoder})")
     parser.add_argument("--dim", type=int, help=f"decoder width (default {m.dim})")
@@ -544,7 +565,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 _ARG_FIELDS = {  # config fields set by the command-line option of the same name (--seed sets data's and train's)
     "data": ("negative_rate", "val_fraction", "image_size", "seed"),
     "model": ("decoder", "dim", "refine_width", "visual_model", "visual_weights", "visual_layers", "text_weights"),
-    "train": ("epochs", "batch_size", "lr", "weight_decay", "save_interval", "seed", "device", "cache", "max_minutes", "num_workers"),
+    "train": ("epochs", "batch_size", "lr", "weight_decay", "ema_decay", "save_interval", "seed", "device", "cache", "max_minutes", "num_workers"),
 }
 
 
@@ -562,6 +583,8 @@ def configs_from_args(args: argparse.Namespace, base: dict[str, dict[str, Any]] 
         values["train"]["cache"] = "none"
     if args.no_amp:
         values["train"]["amp"] = False
+    if args.augment:
+        values["data"]["augment"] = True
     if args.data or args.cracks_path or args.drywall_path:
         roots = parse_data_specs(args.data, args.cracks_path, args.drywall_path)
         values["data"]["roots"] = {cls: str(root) for cls, root in roots.items()}
