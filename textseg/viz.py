@@ -156,7 +156,7 @@ def image_grid(
             ax.set_title(titles[i], fontsize=9)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight() if suptitle else 1))  # room for the suptitle
     return _finish(fig, path, credit)
 
 
