@@ -14,11 +14,8 @@ import random
 import shutil
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from textseg.data import list_samples, load_target, photo_key
-from textseg.images import load_image, save_mask
+from textseg.data import list_samples, load_target, photo_key, resize_pair
+from textseg.images import load_image, save_mask, save_rgb
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SIDE = 320
@@ -44,11 +41,9 @@ def write(sample, dest: Path) -> None:
     """The sample's image (JPEG, quality 85) and mask (PNG) at DEMO_SIDE px on the longer side."""
     image, mask = load_image(sample.image), load_target(sample)
     scale = DEMO_SIDE / max(image.shape[:2])
-    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-    (dest / "images").mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).resize(size, Image.BILINEAR).save(dest / "images" / sample.image.name, quality=85)
-    small = np.array(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 127
-    save_mask(small, dest / "masks" / f"{sample.image.stem}.png")
+    small_image, small_mask = resize_pair(image, mask, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
+    save_rgb(small_image, dest / "images" / sample.image.name, quality=85)
+    save_mask(small_mask, dest / "masks" / f"{sample.image.stem}.png")
 
 
 def main() -> None:

@@ -277,10 +277,11 @@ def collect_split(roots: dict[str, str | Path], split: str, val_fraction: float 
 
 # ----------------------------------------------------------------------------- torch Dataset
 
-def _resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image (H, W, 3) uint8 bilinear and mask (H, W) bool nearest, both to (size, size)."""
-    img = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR), dtype=np.uint8)
-    msk = np.array(Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)) > 127
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Image (H, W, 3) uint8 bilinear and mask (H, W) bool nearest, both to size: a side (square) or (width, height)."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    img = np.array(Image.fromarray(image).resize(size, Image.BILINEAR), dtype=np.uint8)
+    msk = np.array(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 127
     return img, msk.astype(np.uint8)
 
 
@@ -319,7 +320,7 @@ class SegDataset(torch.utils.data.Dataset):
         image, mask = load_image(sample.image), load_target(sample)
         if image.shape[:2] != mask.shape:
             raise DatasetError(f"{sample.image}: image is {image.shape[1]}x{image.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}")
-        return _resize_pair(image, mask, self.image_size)
+        return resize_pair(image, mask, self.image_size)
 
     def draw(self, index: int) -> tuple[bool, str, int]:
         """(negative, prompt, flip) of an index at the current epoch."""
