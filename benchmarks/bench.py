@@ -47,7 +47,8 @@ from textseg.encoders import build_encoders, encoder_identity
 from textseg.images import save_mask
 from textseg.losses import class_labels, decoder_loss
 from textseg.prompts import all_prompts, canonical_prompt
-from textseg.train import Dist, Unflipped, amp_dtype, read_history, resolve_device, seed_everything, train_epoch
+from textseg.precision import amp_dtype, autocast
+from textseg.train import Dist, Unflipped, read_history, resolve_device, seed_everything, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO.parent / "shared" / "data" / "roboflow-sample"
@@ -255,7 +256,7 @@ def _bench_decoder(
     def bare() -> None:
         decoder.train()
         for tokens, features, padding, images, masks, labels in batches:
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with autocast(device, dtype):
                 logits, aux = decoder(tokens, features, padding, image=images, return_aux=True)  # (B, 1, 224, 224)
             loss = decoder_loss(logits, masks, aux, labels)
             optimizer.zero_grad(set_to_none=True)
@@ -312,8 +313,10 @@ def bench_predict(images: list[Path], model_cfg: ModelConfig, roots: dict[str, P
 
 
 # ---- 4: quality -------------------------------------------------------------------------------
-def run_quality(roots: dict[str, Path], decoders: Sequence[str], minutes: float, device: str, out_dir: Path, seed: int) -> dict[str, Any]:
-    """`textseg train` each decoder with --max-minutes (defaults otherwise), then evaluate best.pt on the held-out split."""
+def run_quality(
+    roots: dict[str, Path], decoders: Sequence[str], minutes: float, device: str, out_dir: Path, seed: int, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`textseg train` each decoder with --max-minutes (+ `extra` options, defaults otherwise), then evaluate best.pt on the held-out split."""
     from textseg.evaluate import evaluate
     from textseg.predict import Segmenter
 
@@ -321,7 +324,7 @@ def run_quality(roots: dict[str, Path], decoders: Sequence[str], minutes: float,
     for name in decoders:
         run = out_dir / name
         cmd = [sys.executable, "-m", "textseg", "train", *[a for c, r in roots.items() for a in ("--data", f"{c}={r}")],
-               "--out", str(run), "--decoder", name, "--visual-weights", "random", "--text-weights", "random", "--max-minutes", str(minutes), "--device", device, "--seed", str(seed)]
+               "--out", str(run), "--decoder", name, "--visual-weights", "random", "--text-weights", "random", "--max-minutes", str(minutes), "--device", device, "--seed", str(seed), *extra]
         print("$", " ".join(cmd), flush=True)
         tic = time.monotonic()
         subprocess.run(cmd, check=True, cwd=REPO)
@@ -394,11 +397,12 @@ def memory_markdown(memory: dict[str, PeakMemory]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def quality_markdown(results: dict[str, Any], minutes: float, roots: dict[str, Path]) -> str:
+def quality_markdown(results: dict[str, Any], minutes: float, roots: dict[str, Path], extra: Sequence[str] = ()) -> str:
     """Table of held-out IoU per class and negative-prompt FP rate per decoder."""
     where = ", ".join(f"{c}={r}" for c, r in roots.items())
+    options = "".join(f" {a}" for a in extra)
     lines = [
-        f"Quality: `textseg train --decoder D --max-minutes {minutes:g}` (random encoders, other settings default) on {where}; "
+        f"Quality: `textseg train --decoder D --max-minutes {minutes:g}{options}` (random encoders, other settings default) on {where}; "
         "`textseg.evaluate` of best.pt on the held-out `valid` split (carved from train by photo), threshold 0.5. "
         "Targets for the default decoder: crack IoU >= 0.40, taping IoU >= 0.50, negative-prompt FP <= 5%.",
         "",
@@ -437,6 +441,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quality", action="store_true", help="also train seed and refine with --max-minutes and evaluate them (long)")
     p.add_argument("--quality-minutes", type=float, default=55.0, help="--max-minutes of each quality training run (default 55)")
     p.add_argument("--quality-decoders", nargs="+", choices=DECODERS, default=list(DECODERS), help="decoders the quality run trains, one after the other (default: seed refine)")
+    p.add_argument("--quality-train-arg", action="append", default=[], metavar="OPTION", help="extra option for the quality runs' textseg train, e.g. --quality-train-arg=--augment (repeatable)")
     p.add_argument("--quality-out", type=Path, default=None, help="run folder of the quality runs (default outputs/bench/quality-<time>)")
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md", help="markdown file to append to")
     return p.parse_args(argv)
@@ -454,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Settings: data {', '.join(f'{c}={r}' for c, r in roots.items())}; encoders {model_cfg.visual_model} + CLIP {model_cfg.text_model} "
         f"({model_cfg.visual_weights} weights); decoder width {model_cfg.dim}, refine width {model_cfg.refine_width}; "
         f"default decoder {model_cfg.decoder}; training augmentation {'on' if DataConfig().augment else 'off'}, "
-        f"EMA decay {TrainConfig().ema_decay}; seed {args.seed}."
+        f"EMA decay {TrainConfig().ema_decay}; autocast {amp_dtype(device, TrainConfig().amp) or 'off (float32)'}; seed {args.seed}."
     )
     parts = [f"## {stamp:%Y-%m-%d %H:%M} UTC\n", f"Machine: {machine_line(device)}.\n", settings + "\n"]
     print("\n".join(parts), flush=True)
@@ -478,8 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.quality:
             out = args.quality_out or REPO / "outputs" / "bench" / f"quality-{stamp:%Y%m%d-%H%M%S}"
             q_roots = subset_roots(roots, args.images, out / "data", args.seed) if args.images else roots
-            q_res = run_quality(q_roots, args.quality_decoders, args.quality_minutes, args.device, out, args.seed)
-            text = quality_markdown(q_res, args.quality_minutes, q_roots)
+            q_res = run_quality(q_roots, args.quality_decoders, args.quality_minutes, args.device, out, args.seed, args.quality_train_arg)
+            text = quality_markdown(q_res, args.quality_minutes, q_roots, args.quality_train_arg)
             print(text, flush=True)
             parts.append(text)
             (out / "quality.json").write_text(json.dumps({k: {**v, "run": str(v["run"])} for k, v in q_res.items()}, indent=2, default=str) + "\n")

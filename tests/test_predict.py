@@ -62,7 +62,8 @@ def test_prediction_at_original_size_with_attention(seg: Segmenter) -> None:
     assert 0.0 <= pred.prob.min() <= pred.prob.max() <= 1.0
     assert pred.tokens == ["<start>", "segment", "crack", "<end>"] and pred.prompt == "segment crack"
     assert pred.attention.shape == (8, 196, 77)
-    assert np.allclose(pred.attention.sum(-1), 1.0, atol=1e-5)  # softmax over text tokens
+    rounding = 1e-5 if seg.dtype is None else 1e-2  # bf16 autocast (CPUs with AMX / AVX512-BF16) keeps ~3 digits
+    assert np.allclose(pred.attention.sum(-1), 1.0, atol=rounding)  # softmax over text tokens
     assert np.abs(pred.attention[..., len(pred.tokens) :]).max() == 0.0  # never attends to padding
     lower = pred.with_threshold(0.1)
     assert (lower.mask == (pred.prob > 0.1)).all() and lower.threshold == 0.1 and lower.prob is pred.prob

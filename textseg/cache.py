@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from textseg import MODEL_SIZE
 from textseg.images import atomic_path
+from textseg.precision import autocast
 
 LOGGER = logging.getLogger(__name__)
 MODES = ("memory", "disk", "none")
@@ -97,12 +98,12 @@ class FeatureCache:
         return self._sha1[key]
 
     def visual_key(self, path: str | Path, flip: int) -> str:
-        """Cache key of one image file at one flip state for this visual encoder."""
-        return hashlib.sha1(f"{self.visual_id}|{self.content_hash(path)}|{self.image_size}|{int(flip)}".encode()).hexdigest()
+        """Cache key of one image file at one flip state for this visual encoder at this precision."""
+        return hashlib.sha1(f"{self.visual_id}|{self.amp_dtype}|{self.content_hash(path)}|{self.image_size}|{int(flip)}".encode()).hexdigest()
 
     def text_key(self, prompt: str) -> str:
-        """Cache key of one prompt for this text encoder."""
-        return hashlib.sha1(f"{self.text_id}|{prompt}".encode()).hexdigest()
+        """Cache key of one prompt for this text encoder at this precision."""
+        return hashlib.sha1(f"{self.text_id}|{self.amp_dtype}|{prompt}".encode()).hexdigest()
 
     # ---- storage ----------------------------------------------------------------------------
     def _get_visual(self, key: str) -> torch.Tensor | None:
@@ -138,7 +139,7 @@ class FeatureCache:
     # ---- encoders ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with torch.no_grad(), autocast(self.device, self.amp_dtype):
             yield
 
     def _encode_images(self, images: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,7 @@ from textseg import MODEL_SIZE
 from textseg.checkpoint import check_encoders, checkpoint_configs, load_checkpoint
 from textseg.config import DataConfig, ModelConfig
 from textseg.images import ImageReadError, is_image_file, load_image, save_mask, save_rgb, to_rgb_array
+from textseg.precision import amp_dtype, autocast
 from textseg.train import resolve_device
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,10 @@ class Segmenter:
         data_cfg: DataConfig | None = None,
         device: str | torch.device = "cpu",
         checkpoint: str | Path | None = None,
+        amp: bool = True,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.dtype = amp_dtype(self.device, amp)  # as in training: bf16 on CUDA or a CPU with hardware bf16
         self.visual = visual.to(self.device).eval()
         self.text = text.to(self.device).eval()
         self.decoder = decoder.to(self.device).eval()
@@ -184,7 +187,7 @@ class Segmenter:
 
         torch_device = resolve_device(device)
         payload = load_checkpoint(path)
-        data_cfg, model_cfg, _ = checkpoint_configs(payload)
+        data_cfg, model_cfg, train_cfg = checkpoint_configs(payload)
         overrides = {k: v for k, v in (("visual_weights", visual_weights), ("text_weights", text_weights)) if v}
         model_cfg = dataclasses.replace(model_cfg, **overrides)
         visual, text = build_encoders(model_cfg)
@@ -198,7 +201,7 @@ class Segmenter:
                 f"({str(exc).splitlines()[0]}); the checkpoint is damaged or from another version"
             ) from exc
         log.info("loaded %s (epoch %s, %s decoder) on %s", path, payload.get("epoch"), model_cfg.decoder, torch_device)
-        return cls(visual, text, decoder, model_cfg, data_cfg, torch_device, checkpoint=path)
+        return cls(visual, text, decoder, model_cfg, data_cfg, torch_device, checkpoint=path, amp=train_cfg.amp)
 
     # ------------------------------------------------------------------------------ encoding
 
@@ -207,7 +210,8 @@ class Segmenter:
         """Encode a batch of images with one ViT forward; keeps each original size for upsampling."""
         rgbs = [to_rgb(img) for img in images]
         batch = torch.stack([image_tensor(rgb, self.image_size) for rgb in rgbs]).to(self.device)  # (B, 3, S, S)
-        tokens = self.visual(batch)  # (B, 196, Dv)
+        with autocast(self.device, self.dtype):
+            tokens = self.visual(batch).float()  # (B, 196, Dv)
         names = list(sources) if sources is not None else [_source_name(img, i) for i, img in enumerate(images)]
         return [
             EncodedImage(tokens=tokens[i], image=batch[i], size=rgb.shape[:2], source=names[i], rgb=rgb)
@@ -225,7 +229,9 @@ class Segmenter:
         missing = [p for p in dict.fromkeys(prompts) if p not in self._prompts]
         if missing:
             ids = self.text.tokenize(missing).to(self.device)  # (M, 77); warns and truncates past 77 tokens
-            features, padding = self.text(ids)  # (M, 77, Dt), (M, 77)
+            with autocast(self.device, self.dtype):
+                features, padding = self.text(ids)  # (M, 77, Dt), (M, 77)
+            features = features.float()
             for i, p in enumerate(missing):
                 self._prompts[p] = (features[i], padding[i], token_strings(ids[i].tolist()))
         entries = []
@@ -256,7 +262,8 @@ class Segmenter:
         images = torch.stack([e.image for e in encoded])  # (B, 3, S, S)
         text = torch.stack([t[0] for t in texts])  # (B, 77, Dt)
         padding = torch.stack([t[1] for t in texts])  # (B, 77)
-        out = self.decoder(visual, text, padding, image=images, return_attention=return_attention)
+        with autocast(self.device, self.dtype):
+            out = self.decoder(visual, text, padding, image=images, return_attention=return_attention)
         logits, attention = out if return_attention else (out, None)  # (B, 1, s, s), (B, heads, 196, 77)
         probs = []
         for i, e in enumerate(encoded):

@@ -19,7 +19,6 @@ its shard of the images, validates its shard; rank 0 writes checkpoints and logs
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
@@ -45,6 +44,7 @@ from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_d
 from textseg.ema import WeightAverage
 from textseg.images import atomic_path, save_json
 from textseg.losses import class_labels, decoder_loss
+from textseg.precision import amp_dtype, autocast
 
 LOGGER = logging.getLogger(__name__)
 NEGATIVE_FP_FRACTION = 0.01  # a negative prompt is a false positive when > 1% of pixels are predicted
@@ -98,13 +98,6 @@ def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
     if info.owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return info, device
-
-
-def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """Mixed-precision dtype on CUDA (bf16 where supported, else fp16); None on CPU or when disabled."""
-    if not enabled or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def all_sum(values: list[float], info: Dist, device: torch.device) -> list[float]:
@@ -186,10 +179,6 @@ class Unflipped(torch.utils.data.Dataset):
 
 
 # ---- one epoch --------------------------------------------------------------------------------
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
 def train_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -216,7 +205,7 @@ def train_epoch(
             zoomed_has_mask = masks.flatten(1).amax(1).gt(0).cpu()  # a zoom can crop a positive's defect away
             has_mask = torch.where(batch["negative"], has_mask, zoomed_has_mask)
         text, padding = cache.text_tokens(batch["prompt"])  # (B, 77, Dt), (B, 77)
-        with _autocast(device, dtype):
+        with autocast(device, dtype):
             logits, aux = model(visual, text, padding, image=images, return_aux=True)  # (B, 1, 224, 224)
         labels = class_labels(batch["cls"], batch["prompt_cls"], has_mask).to(device)
         loss = decoder_loss(logits, masks, aux, labels)
@@ -257,7 +246,7 @@ def validate(
         visual = cache.visual_tokens(images, batch["path"], [0] * len(classes))  # (B, 196, Dv)
         prompts = [canonical_prompt(c) for c in classes] + [canonical_prompt(other_class(c)) for c in classes]
         text, padding = cache.text_tokens(prompts)  # (2B, 77, Dt)
-        with _autocast(device, dtype):
+        with autocast(device, dtype):
             logits, aux = model(visual.repeat(2, 1, 1), text, padding, image=images.repeat(2, 1, 1, 1), return_aux=True)
         logits = logits.float()  # (2B, 1, 224, 224): positives, then negatives
         targets = torch.cat([masks, torch.zeros_like(masks)])
@@ -557,7 +546,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="recompute the frozen encoders at every step (the seed's behaviour)")
     parser.add_argument("--max-minutes", type=float, help="stop after the epoch that crosses M minutes (this invocation), keeping best.pt and last.pt")
     parser.add_argument("--num-workers", type=int, help=f"DataLoader workers (default {t.num_workers})")
-    parser.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    parser.add_argument("--no-amp", action="store_true", help="train in float32 (default: bf16/fp16 autocast on CUDA, bf16 on CPUs with AMX or AVX512-BF16)")
     parser.add_argument("--resume", nargs="?", const="", metavar="CKPT", help="continue a run from CKPT (default: OUT/last.pt)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
 
