@@ -192,9 +192,10 @@ def subset_roots(roots: dict[str, Path], n: int, out: Path, seed: int) -> dict[s
 
 
 # ---- 1 + 3: training epochs -------------------------------------------------------------------
-def bench_training(samples: list[Sample], model_cfg: ModelConfig, batch_size: int, device: torch.device, repeats: int, seed: int) -> dict[str, Any]:
+def bench_training(samples: list[Sample], model_cfg: ModelConfig, batch_size: int, device: torch.device, repeats: int, seed: int,
+                   amp: bool = True) -> dict[str, Any]:
     """Cache fill, then per decoder: uncached, cached and bare-compute epochs on the same batches, with peak memory."""
-    data_cfg, train_cfg = DataConfig(seed=seed), TrainConfig(seed=seed, batch_size=batch_size)
+    data_cfg, train_cfg = DataConfig(seed=seed), TrainConfig(seed=seed, batch_size=batch_size, amp=amp)
     seed_everything(seed)
     train_ds = SegDataset(samples, data_cfg.image_size, negative_rate=data_cfg.negative_rate, flip=data_cfg.flip, seed=seed, preload=True)
     visual, text = build_encoders(model_cfg)
@@ -295,12 +296,13 @@ def untrained_checkpoint(path: Path, model_cfg: ModelConfig, roots: dict[str, Pa
     return save_checkpoint(path, {"decoder": decoder.state_dict(), "epoch": 0, "configs": configs, "encoders": encoder_identity(visual, text), "metrics": {}})
 
 
-def bench_predict(images: list[Path], model_cfg: ModelConfig, roots: dict[str, Path], batch_sizes: Sequence[int], device: torch.device, work: Path) -> dict[str, Any]:
+def bench_predict(images: list[Path], model_cfg: ModelConfig, roots: dict[str, Path], batch_sizes: Sequence[int], device: torch.device, work: Path,
+                  amp: bool = True) -> dict[str, Any]:
     """Images/s of Segmenter.predict one image per call vs batched, with peak memory of the largest batch."""
     from textseg.predict import Segmenter
 
     ckpt = untrained_checkpoint(work / f"untrained_{model_cfg.decoder}.pt", model_cfg, roots)
-    seg = Segmenter.from_checkpoint(ckpt, device=str(device))
+    seg = Segmenter.from_checkpoint(ckpt, device=str(device), amp=amp)
     prompt = canonical_prompt("crack")
     seg.predict(images[:1], prompt, batch_size=1)  # warm-up: prompt encoding, allocator
     single = timed(lambda: [seg.predict([p], prompt, batch_size=1) for p in images], device)
@@ -441,6 +443,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quality", action="store_true", help="also train seed and refine with --max-minutes and evaluate them (long)")
     p.add_argument("--quality-minutes", type=float, default=55.0, help="--max-minutes of each quality training run (default 55)")
     p.add_argument("--quality-decoders", nargs="+", choices=DECODERS, default=list(DECODERS), help="decoders the quality run trains, one after the other (default: seed refine)")
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="speed benchmarks in float32 (default: the training default, bf16 autocast where the hardware has it)")
     p.add_argument("--quality-train-arg", action="append", default=[], metavar="OPTION", help="extra option for the quality runs' textseg train, e.g. --quality-train-arg=--augment (repeatable)")
     p.add_argument("--quality-out", type=Path, default=None, help="run folder of the quality runs (default outputs/bench/quality-<time>)")
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md", help="markdown file to append to")
@@ -459,19 +462,19 @@ def main(argv: list[str] | None = None) -> int:
         f"Settings: data {', '.join(f'{c}={r}' for c, r in roots.items())}; encoders {model_cfg.visual_model} + CLIP {model_cfg.text_model} "
         f"({model_cfg.visual_weights} weights); decoder width {model_cfg.dim}, refine width {model_cfg.refine_width}; "
         f"default decoder {model_cfg.decoder}; training augmentation {'on' if DataConfig().augment else 'off'}, "
-        f"EMA decay {TrainConfig().ema_decay}; autocast {amp_dtype(device, TrainConfig().amp) or 'off (float32)'}; seed {args.seed}."
+        f"EMA decay {TrainConfig().ema_decay}; autocast {amp_dtype(device, args.amp) or 'off (float32)'}; seed {args.seed}."
     )
     parts = [f"## {stamp:%Y-%m-%d %H:%M} UTC\n", f"Machine: {machine_line(device)}.\n", settings + "\n"]
     print("\n".join(parts), flush=True)
     with tempfile.TemporaryDirectory(prefix="textseg-bench-") as tmp:
         if not args.skip_speed:
             train_samples = pick_samples(collect_split(roots, "train", DataConfig().val_fraction, args.seed), bench_images, args.seed)
-            train_res = bench_training(train_samples, model_cfg, args.batch_size, device, args.repeats, args.seed)
+            train_res = bench_training(train_samples, model_cfg, args.batch_size, device, args.repeats, args.seed, args.amp)
             text = training_markdown(train_res, args.batch_size)
             print(text, flush=True)
             parts.append(text)
             images = [s.image for s in pick_samples(collect_split(roots, "valid", DataConfig().val_fraction, args.seed), args.predict_images, args.seed)]
-            pred_res = [bench_predict(images, dataclasses.replace(model_cfg, decoder=d), roots, args.predict_batch_sizes, device, Path(tmp)) for d in DECODERS]
+            pred_res = [bench_predict(images, dataclasses.replace(model_cfg, decoder=d), roots, args.predict_batch_sizes, device, Path(tmp), args.amp) for d in DECODERS]
             text = predict_markdown(pred_res, device)
             print(text, flush=True)
             parts.append(text)

@@ -179,7 +179,7 @@ def test_cli_train_and_resume(roots: dict[str, Path], tmp_path: Path, capsys: py
     out = tmp_path / "run"
     args = ["train", "--data", f"crack={roots['crack']}", "--drywall-path", str(roots["taping"]), "--out", str(out),
             "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--decoder", "seed", "--visual-model",
-            "vit_tiny_patch16_224", "--visual-weights", "random", "--text-weights", "random", "--save-interval", "1", "--cache", "disk"]
+            "vit_tiny_patch16_224", "--visual-weights", "random", "--text-weights", "random", "--no-augment", "--save-interval", "1", "--cache", "disk"]
     assert main(args) == 0
     assert "best epoch 1: IoU crack" in capsys.readouterr().out
     assert len(list((out / "cache").rglob("*.pt"))) == 2 * 2 * N_TRAIN + 2 * N_VALID + len(all_prompts())
@@ -188,6 +188,7 @@ def test_cli_train_and_resume(roots: dict[str, Path], tmp_path: Path, capsys: py
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["configs"]["model"]["decoder"] == "seed" and ckpt["configs"]["train"]["epochs"] == 2
     assert ckpt["configs"]["train"]["cache"] == "disk" and ckpt["metrics"]["cache"]["visual_misses"] == 0
+    assert ckpt["configs"]["data"]["augment"] is False  # --no-augment, kept on resume
     assert main(args[:-4] + ["--device", "tpu", "--out", str(tmp_path / "x")]) == 1
     assert "textseg train: error: unknown device 'tpu'" in capsys.readouterr().err
 
@@ -228,10 +229,10 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_earlier_checkpoints(
 
 def test_augmented_training_runs_and_resumes_to_the_same_result(roots: dict[str, Path], tmp_path: Path) -> None:
     data_cfg, model_cfg, train_cfg = tiny_configs(roots, "seed", epochs=2)
-    data_cfg.augment = True
+    assert data_cfg.augment  # the default
     full = train(data_cfg, model_cfg, train_cfg, tmp_path / "full")
     assert all(np.isfinite(m["train_loss"]) for m in full["history"])
-    plain = train(*tiny_configs(roots, "seed", epochs=2), tmp_path / "plain")
+    plain = train(dataclasses.replace(data_cfg, augment=False), model_cfg, train_cfg, tmp_path / "plain")
     assert full["history"][0]["train_loss"] != pytest.approx(plain["history"][0]["train_loss"], rel=1e-6)  # it did change the examples
     train(data_cfg, model_cfg, dataclasses.replace(train_cfg, epochs=1), tmp_path / "part")
     resumed = train(data_cfg, model_cfg, train_cfg, tmp_path / "part", resume=tmp_path / "part" / "last.pt")

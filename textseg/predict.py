@@ -180,8 +180,12 @@ class Segmenter:
         device: str = "auto",
         visual_weights: str | None = None,
         text_weights: str | None = None,
+        amp: bool | None = None,
     ) -> "Segmenter":
-        """Rebuild encoders (weights overridable, identity must match) and decoder from a training checkpoint."""
+        """Rebuild encoders (weights overridable, identity must match) and decoder from a training checkpoint.
+
+        `amp`: mixed precision as in training (None, the default), or forced on / off (False: float32).
+        """
         from textseg.decoder import build_decoder
         from textseg.encoders import build_encoders, encoder_identity
 
@@ -201,7 +205,7 @@ class Segmenter:
                 f"({str(exc).splitlines()[0]}); the checkpoint is damaged or from another version"
             ) from exc
         log.info("loaded %s (epoch %s, %s decoder) on %s", path, payload.get("epoch"), model_cfg.decoder, torch_device)
-        return cls(visual, text, decoder, model_cfg, data_cfg, torch_device, checkpoint=path, amp=train_cfg.amp)
+        return cls(visual, text, decoder, model_cfg, data_cfg, torch_device, checkpoint=path, amp=train_cfg.amp if amp is None else amp)
 
     # ------------------------------------------------------------------------------ encoding
 

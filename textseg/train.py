@@ -533,7 +533,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help=f"auto | cpu | cuda | cuda:N (default {t.device})")
     parser.add_argument("--negative-rate", type=float, help=f"fraction of examples given the other class's prompt and an empty mask (default {d.negative_rate})")
     parser.add_argument("--val-fraction", type=float, help=f"photos held back for validation where a root has no valid/ (default {d.val_fraction})")
-    parser.add_argument("--augment", action="store_true", help="add a random zoom and colour jitter to the training examples (textseg.augment)")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"random zoom and colour jitter of the training examples (textseg.augment; default {'on' if d.augment else 'off'})")
     parser.add_argument("--image-size", type=int, choices=[MODEL_SIZE], help=f"model input size (fixed: {MODEL_SIZE})")
     parser.add_argument("--decoder", choices=["seed", "refine"], help=f"decoder (default {m.decoder})")
     parser.add_argument("--dim", type=int, help=f"decoder width (default {m.dim})")
@@ -572,8 +573,8 @@ def configs_from_args(args: argparse.Namespace, base: dict[str, dict[str, Any]] 
         values["train"]["cache"] = "none"
     if args.no_amp:
         values["train"]["amp"] = False
-    if args.augment:
-        values["data"]["augment"] = True
+    if args.augment is not None:
+        values["data"]["augment"] = args.augment
     if args.data or args.cracks_path or args.drywall_path:
         roots = parse_data_specs(args.data, args.cracks_path, args.drywall_path)
         values["data"]["roots"] = {cls: str(root) for cls, root in roots.items()}
