@@ -1,8 +1,8 @@
 """Feature cache: the frozen encoders' outputs, computed once and reused every epoch.
 
-Visual tokens are keyed by (visual encoder identity, sha1 of the image file's bytes, model size, flip),
-text tokens by (text encoder identity, prompt), so a changed image or other encoder weights never
-reuse stale features. Tokens are stored as float16: in memory (default), or as one file per entry
+Visual tokens are keyed by (visual encoder identity, autocast dtype, sha1 of the image file's bytes,
+model size, flip), text tokens by (text encoder identity, autocast dtype, prompt), so a changed image,
+other encoder weights or another precision never reuse stale features. Tokens are stored as float16: in memory (default), or as one file per entry
 under a directory (`RUN/cache/`), which later runs with the same encoders reuse. Mode "none" runs
 the encoders on every call (the seed's behaviour), through the same interface.
 """

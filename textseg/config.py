@@ -56,7 +56,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     cache: str = "memory"  # memory | disk | none
     max_minutes: float | None = None
-    amp: bool = True  # mixed precision: CUDA, and bf16 on CPUs with AMX / AVX512-BF16 (measured ~3.5x faster training here)
+    amp: bool = True  # mixed precision: CUDA, and bf16 on CPUs with AMX / AVX512-BF16 (cached refine epoch 2.6x faster here)
     num_workers: int = 0
 
 
