@@ -65,9 +65,19 @@ def test_select_notebooks_by_number_or_name():
 def test_parse_overrides_types_lists_and_repeats():
     nbs = list_notebooks()
     out = parse_overrides([["epochs", "3"], ["data", "crack=/x"], ["data", "taping=/y"], ["lr", "1e-3"],
-                           ["resume", ""], ["smoke", "True"], ["split", "test"]], nbs)
-    assert out == {"epochs": 3, "data": ["crack=/x", "taping=/y"], "lr": 1e-3, "resume": "", "smoke": True, "split": "test"}
-    assert parse_overrides([["data", "crack=/x"]], nbs) == {"data": ["crack=/x"]}  # declared as a list
+                           ["resume", ""], ["smoke", "True"], ["split", "test"], ["visual_layers", "3"]], nbs)
+    assert out == {"epochs": 3, "data": {"crack": "/x", "taping": "/y"}, "lr": 1e-3, "resume": "", "smoke": True,
+                   "split": "test", "visual_layers": [3]}  # data is declared as a dict, visual_layers as a list
+    assert parse_overrides([["data", '{"crack": "/x"}']], nbs) == {"data": {"crack": "/x"}}
+
+
+@pytest.mark.parametrize("path", list_notebooks(), ids=lambda p: p.stem)
+def test_papermill_sees_every_declared_parameter(path: Path) -> None:
+    from papermill.translators import PythonTranslator
+
+    cell = next(c for c in nbformat.read(str(path), as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    # papermill's own parser (papermill --help-notebook, "Passed unknown parameter" warnings) skips lines it cannot read
+    assert [p.name for p in PythonTranslator.inspect(cell)] == list(declared_parameters(path))
 
 
 def test_unknown_parameter_is_refused(tmp_path):

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -54,9 +54,12 @@ class Sample:
 
 # ----------------------------------------------------------------------------- CLI specs
 
-def parse_data_specs(specs: Sequence[str] | None, cracks_path: str | Path | None = None,
+def parse_data_specs(specs: Sequence[str] | Mapping[str, str | Path] | None, cracks_path: str | Path | None = None,
                      drywall_path: str | Path | None = None) -> dict[str, Path]:
-    """{class: root} from "CLASS=ROOT" strings (aliases: cracks, drywall, joint) and the seed's two options."""
+    """{class: root} from "CLASS=ROOT" strings or a {class: root} mapping (class aliases: cracks, drywall, joint) and
+    the seed's two options."""
+    if isinstance(specs, Mapping):
+        specs = [f"{name}={root}" for name, root in specs.items()]
     pairs: list[tuple[str, str, str]] = []
     for spec in specs or []:
         if "=" not in spec:

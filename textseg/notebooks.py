@@ -75,7 +75,7 @@ def chain_parameters(work_dir: Path, figures_dir: Path | None = None) -> dict[st
     return {
         "synth_dir": str(work / "synth"),
         "data_dir": str(data),
-        "data": [f"crack={data / 'crack'}", f"taping={data / 'taping'}"],
+        "data": {"crack": str(data / "crack"), "taping": str(data / "taping")},
         "run_dir": str(work / "runs" / "main"),
         "runs_dir": str(work / "runs"),
         "checkpoint": str(work / "runs" / "main" / "best.pt"),
@@ -695,13 +695,18 @@ def parse_value(text: str) -> Any:
 
 
 def parse_overrides(pairs: list[list[str]] | None, notebooks: list[Path]) -> dict[str, Any]:
-    """-p NAME VALUE pairs as a dict; a name given twice, or declared as a list, collects a list."""
+    """-p NAME VALUE pairs as a dict; a name given twice, or declared as a list, collects a list; for a name declared as
+    a dict, each KEY=VALUE adds one entry (`-p data crack=/x -p data taping=/y`)."""
     defaults = {name: default for nb in notebooks for name, default in declared_parameters(nb).items()}
     out: dict[str, Any] = {}
     for name, raw in pairs or []:
         value = parse_value(raw)
-        wants_list = str(defaults.get(name, "")).lstrip().startswith("[")
-        if name in out:
+        declared = str(defaults.get(name, "")).lstrip()
+        wants_list = declared.startswith("[")
+        if declared.startswith("{") and isinstance(value, str) and "=" in value:
+            key, entry = value.split("=", 1)
+            out.setdefault(name, {})[key] = entry
+        elif name in out:
             prev = out[name] if isinstance(out[name], list) else [out[name]]
             out[name] = prev + (value if isinstance(value, list) else [value])
         else:
