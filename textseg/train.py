@@ -45,6 +45,7 @@ from textseg.ema import WeightAverage
 from textseg.images import atomic_path, save_json
 from textseg.losses import class_labels, decoder_loss
 from textseg.precision import amp_dtype, autocast
+from textseg.schedule import LR_SCHEDULES, lr_factor, run_progress
 
 LOGGER = logging.getLogger(__name__)
 NEGATIVE_FP_FRACTION = 0.01  # a negative prompt is a false positive when > 1% of pixels are predicted
@@ -337,6 +338,7 @@ def train(
         raise ValueError(f"--batch-size {train_cfg.batch_size} must be divisible by the {info.world} processes")
     if train_cfg.cache not in ("memory", "disk", "none"):
         raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use memory, disk or none")
+    lr_factor(train_cfg.lr_schedule, 0.0)  # an unknown schedule fails before anything is loaded or written
     ckpt = load_checkpoint(resume) if resume is not None else None
     if ckpt is not None:
         check_model_config(ckpt, model_cfg, resume)  # type: ignore[arg-type]
@@ -392,6 +394,7 @@ def train(
     epochs_run, stopped_early = 0, False
     for epoch in range(first_epoch, train_cfg.epochs):
         tic = time.monotonic()
+        _set_lr(optimizer, train_cfg, epoch, tic - start, info, device)
         train_ds.set_epoch(epoch)
         sampler.set_epoch(epoch)
         train_loss = train_epoch(model, loader, cache, optimizer, scaler, device, dtype, info, f"epoch {epoch + 1}/{train_cfg.epochs}", ema)
@@ -506,6 +509,14 @@ def _out_of_time(start: float, max_minutes: float | None, info: Dist, device: to
     return all_sum([flag], info, device)[0] > 0
 
 
+def _set_lr(optimizer: torch.optim.Optimizer, train_cfg: TrainConfig, epoch: int, elapsed_s: float, info: Dist, device: torch.device) -> None:
+    """Learning rate of this epoch from the schedule; rank 0's clock decides for all ranks."""
+    elapsed_s = all_sum([elapsed_s if info.main else 0.0], info, device)[0]
+    progress = run_progress(epoch, train_cfg.epochs, elapsed_s, train_cfg.max_minutes)
+    for group in optimizer.param_groups:
+        group["lr"] = train_cfg.lr * lr_factor(train_cfg.lr_schedule, progress)
+
+
 def _log_epoch(line: dict[str, Any], epochs: int, is_best: bool) -> None:
     ious = " ".join(f"{c} {line[f'iou_{c}']:.3f}" for c in CLASSES if f"iou_{c}" in line)
     LOGGER.info(
@@ -526,6 +537,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help=f"epochs to train (default {t.epochs})")
     parser.add_argument("--batch-size", type=int, help=f"global batch size (default {t.batch_size})")
     parser.add_argument("--lr", type=float, help=f"AdamW learning rate (default {t.lr})")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"learning rate over the run: cosine decay to 1%% over --epochs, or over --max-minutes when that ends the run first; or constant (default {t.lr_schedule})")
     parser.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {t.weight_decay})")
     parser.add_argument("--ema-decay", type=float, help=f"decay of the weight average that is validated and saved (default {t.ema_decay}; 0: off)")
     parser.add_argument("--save-interval", type=int, help=f"also write epoch_XXX.pt every N epochs (default {t.save_interval}; 0: never)")
@@ -555,7 +567,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 _ARG_FIELDS = {  # config fields set by the command-line option of the same name (--seed sets data's and train's)
     "data": ("negative_rate", "val_fraction", "image_size", "seed"),
     "model": ("decoder", "dim", "refine_width", "visual_model", "visual_weights", "visual_layers", "text_weights"),
-    "train": ("epochs", "batch_size", "lr", "weight_decay", "ema_decay", "save_interval", "seed", "device", "cache", "max_minutes", "num_workers"),
+    "train": ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay", "save_interval", "seed", "device", "cache", "max_minutes", "num_workers"),
 }
 
 
