@@ -50,3 +50,10 @@ def test_an_unknown_schedule_fails_before_training(roots: dict[str, Path], tmp_p
     with pytest.raises(ValueError, match="unknown learning-rate schedule 'step'"):
         train(*tiny_configs(roots, "seed", epochs=1, lr_schedule="step"), tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_resume_with_a_new_lr_uses_it(roots: dict[str, Path], tmp_path: Path) -> None:
+    train(*tiny_configs(roots, "seed", epochs=1, lr=1e-3), tmp_path)
+    train(*tiny_configs(roots, "seed", epochs=2, lr=1e-4), tmp_path, resume=tmp_path / "last.pt")  # the optimizer state holds 1e-3
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == pytest.approx([1e-3, 1e-4])
