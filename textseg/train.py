@@ -394,7 +394,7 @@ def train(
     epochs_run, stopped_early = 0, False
     for epoch in range(first_epoch, train_cfg.epochs):
         tic = time.monotonic()
-        _set_lr(optimizer, train_cfg, epoch, tic - start, info, device)
+        _set_lr(optimizer, train_cfg, epoch, _elapsed_s(start, info, device))
         train_ds.set_epoch(epoch)
         sampler.set_epoch(epoch)
         train_loss = train_epoch(model, loader, cache, optimizer, scaler, device, dtype, info, f"epoch {epoch + 1}/{train_cfg.epochs}", ema)
@@ -501,17 +501,18 @@ def _gather_rng(info: Dist) -> list[dict[str, Any]]:
     return states
 
 
+def _elapsed_s(start: float, info: Dist, device: torch.device) -> float:
+    """Seconds since the run started by rank 0's clock, the same number on every rank."""
+    return all_sum([time.monotonic() - start if info.main else 0.0], info, device)[0]
+
+
 def _out_of_time(start: float, max_minutes: float | None, info: Dist, device: torch.device) -> bool:
     """True once max_minutes have passed since the run started (rank 0 decides for all ranks)."""
-    if max_minutes is None:
-        return False
-    flag = float(time.monotonic() - start >= max_minutes * 60) if info.main else 0.0
-    return all_sum([flag], info, device)[0] > 0
+    return max_minutes is not None and _elapsed_s(start, info, device) >= max_minutes * 60
 
 
-def _set_lr(optimizer: torch.optim.Optimizer, train_cfg: TrainConfig, epoch: int, elapsed_s: float, info: Dist, device: torch.device) -> None:
-    """Learning rate of this epoch from the schedule; rank 0's clock decides for all ranks."""
-    elapsed_s = all_sum([elapsed_s if info.main else 0.0], info, device)[0]
+def _set_lr(optimizer: torch.optim.Optimizer, train_cfg: TrainConfig, epoch: int, elapsed_s: float) -> None:
+    """Learning rate of this epoch from the schedule (elapsed_s: rank 0's clock, so all ranks agree)."""
     progress = run_progress(epoch, train_cfg.epochs, elapsed_s, train_cfg.max_minutes)
     for group in optimizer.param_groups:
         group["lr"] = train_cfg.lr * lr_factor(train_cfg.lr_schedule, progress)
