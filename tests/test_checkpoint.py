@@ -13,6 +13,7 @@ from textseg.checkpoint import (
     check_model_config,
     checkpoint_configs,
     load_checkpoint,
+    load_decoder_state,
     save_checkpoint,
 )
 from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
@@ -102,3 +103,12 @@ def test_encoder_and_model_mismatch(tmp_path: Path) -> None:
     check_model_config(ckpt, ModelConfig())
     with pytest.raises(CheckpointError, match="another model .*decoder: checkpoint 'refine' vs now 'seed'"):
         check_model_config(ckpt, ModelConfig(decoder="seed"))
+
+
+def test_decoder_weights_that_do_not_fit_name_the_file(tmp_path: Path) -> None:
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "c.pt", _payload()))
+    load_decoder_state(torch.nn.Linear(3, 2), ckpt["decoder"], "c.pt")  # fits
+    with pytest.raises(CheckpointError, match=r"c.pt: decoder weights do not fit this textseg's Linear \(size mismatch for weight"):
+        load_decoder_state(torch.nn.Linear(4, 2), ckpt["decoder"], "c.pt")
+    with pytest.raises(CheckpointError, match=r"do not fit .*Conv2d \(Unexpected key\(s\) in state_dict: \"bias\""):
+        load_decoder_state(torch.nn.Conv2d(3, 2, 1, bias=False), ckpt["decoder"], "c.pt")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from textseg.images import atomic_path
@@ -99,3 +100,15 @@ def check_model_config(ckpt: dict[str, Any], model_cfg: ModelConfig, path: str |
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {current[k]!r}" for k in sorted(current) if saved.get(k) != current[k]]
     if diffs:
         raise CheckpointError(f"{path}: checkpoint is of another model ({'; '.join(diffs)}); use matching settings")
+
+
+def load_decoder_state(decoder: nn.Module, state: dict[str, torch.Tensor], path: str | Path = "checkpoint") -> None:
+    """Load a decoder state dict; CheckpointError (naming the file and the first mismatch) when it does not fit."""
+    try:
+        decoder.load_state_dict(state)
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise CheckpointError(
+            f"{path}: decoder weights do not fit this textseg's {type(decoder).__name__} ({first[:300]}); "
+            "the checkpoint is damaged or was trained by another version of the decoder: retrain, or use that version"
+        ) from exc

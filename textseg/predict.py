@@ -31,7 +31,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from textseg import MODEL_SIZE
-from textseg.checkpoint import check_encoders, checkpoint_configs, load_checkpoint
+from textseg.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
 from textseg.config import DataConfig, ModelConfig
 from textseg.images import ImageReadError, is_image_file, load_image, save_mask, save_rgb, to_rgb_array
 from textseg.precision import amp_dtype, autocast
@@ -197,13 +197,7 @@ class Segmenter:
         visual, text = build_encoders(model_cfg)
         check_encoders(payload, encoder_identity(visual, text), path)
         decoder = build_decoder(model_cfg, visual.out_dim, text.out_dim)
-        try:
-            decoder.load_state_dict(payload["decoder"])
-        except RuntimeError as exc:
-            raise ValueError(
-                f"{path}: decoder weights do not fit the {model_cfg.decoder!r} decoder of its config "
-                f"({str(exc).splitlines()[0]}); the checkpoint is damaged or from another version"
-            ) from exc
+        load_decoder_state(decoder, payload["decoder"], path)
         log.info("loaded %s (epoch %s, %s decoder) on %s", path, payload.get("epoch"), model_cfg.decoder, torch_device)
         return cls(visual, text, decoder, model_cfg, data_cfg, torch_device, checkpoint=path, amp=train_cfg.amp if amp is None else amp)
 

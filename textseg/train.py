@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from textseg import CLASSES, MODEL_SIZE
 from textseg.augment import IDENTITY, augment_batch
 from textseg.cache import FeatureCache
-from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, save_checkpoint
+from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
 from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from textseg.ema import WeightAverage
 from textseg.images import atomic_path, save_json
@@ -362,7 +362,7 @@ def train(
 
     first_epoch, best_score, history = 0, -math.inf, []
     if ckpt is not None:
-        first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler)
+        first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler, resume)  # type: ignore[arg-type]
         history = read_history(out_dir / "metrics.jsonl", first_epoch)
         LOGGER.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
     ema = WeightAverage(decoder, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
@@ -453,10 +453,10 @@ def train(
     }
 
 
-def _restore(ckpt: dict[str, Any], decoder: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> tuple[int, float]:
+def _restore(ckpt: dict[str, Any], decoder: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, path: str | Path) -> tuple[int, float]:
     """Load the trained (not averaged) decoder, optimizer and grad-scaler states; return (completed epochs, best score so far)."""
     state = ckpt.get("state", {})
-    decoder.load_state_dict(state.get("train_decoder", ckpt["decoder"]))
+    load_decoder_state(decoder, state.get("train_decoder", ckpt["decoder"]), path)
     optimizer.load_state_dict(ckpt["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
