@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from textseg.checkpoint import CheckpointError
 from textseg.ema import WeightAverage
 
 
@@ -43,3 +44,10 @@ def test_load_restores_average_and_steps() -> None:
     target = WeightAverage(_Tiny(), 0.5)
     target.load(source.state_dict(), steps=7)
     assert target.steps == 7 and torch.equal(target.module.weight, source.module.weight)
+
+
+def test_load_of_weights_that_do_not_fit_names_the_file() -> None:
+    target = WeightAverage(_Tiny(), 0.5)
+    with pytest.raises(CheckpointError, match=r"run/last\.pt: decoder weights do not fit"):
+        target.load({"weight": torch.zeros(3, 3)}, steps=7, path="run/last.pt")
+    assert target.steps == 0

@@ -7,9 +7,12 @@ for an epoch when the image classifier flips); their running average does not.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from textseg.checkpoint import load_decoder_state
 
 
 class WeightAverage:
@@ -37,7 +40,7 @@ class WeightAverage:
         """The averaged module's state dict (what checkpoints store as the decoder)."""
         return self.module.state_dict()
 
-    def load(self, state: dict, steps: int) -> None:
-        """Restore the average and its update count from a checkpoint."""
-        self.module.load_state_dict(state)
+    def load(self, state: dict, steps: int, path: str | Path = "checkpoint") -> None:
+        """Restore the average and its update count from a checkpoint (CheckpointError naming path if it does not fit)."""
+        load_decoder_state(self.module, state, path)
         self.steps = int(steps)

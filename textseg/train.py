@@ -367,7 +367,7 @@ def train(
         LOGGER.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
     ema = WeightAverage(decoder, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
     if ema is not None and ckpt is not None and "train_decoder" in ckpt.get("state", {}):
-        ema.load(ckpt["decoder"], ckpt["state"]["ema_steps"])
+        ema.load(ckpt["decoder"], ckpt["state"]["ema_steps"], resume)  # type: ignore[arg-type]
     if info.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_json({**configs, "encoders": identity}, out_dir / "config.json")
