@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from textseg import CLASSES
 from textseg.cache import FeatureCache
-from textseg.checkpoint import load_checkpoint, save_checkpoint
+from textseg.checkpoint import checkpoint_configs, load_checkpoint, save_checkpoint
 from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
 from textseg.data import Sample, SegDataset, collect_split, list_samples, load_target, parse_data_specs
 from textseg.decoder import build_decoder
@@ -334,8 +334,19 @@ def run_quality(
         best = load_checkpoint(run / "best.pt")
         epochs = len(read_history(run / "metrics.jsonl"))
         report = evaluate(Segmenter.from_checkpoint(run / "best.pt", device=device), roots, "valid", run / "eval")
-        results[name] = {"report": report, "train_s": train_s, "epochs": epochs, "best_epoch": int(best["epoch"]), "run": run}
+        results[name] = {"report": report, "train_s": train_s, "epochs": epochs, "best_epoch": int(best["epoch"]), "run": run, "config": run_config(best)}
     return results
+
+
+def run_config(ckpt: dict[str, Any]) -> str:
+    """A quality run's settings as its checkpoint records them, so the table says what ran whatever options were passed."""
+    data, model, train = checkpoint_configs(ckpt)
+    widths = f"width {model.dim}" + (f", refine width {model.refine_width}" if model.decoder == "refine" else "")
+    return (
+        f"{widths}; lr {train.lr:g} {train.lr_schedule}, batch {train.batch_size}, at most {train.epochs} epochs; "
+        f"negative rate {data.negative_rate:g}, augmentation {'on' if data.augment else 'off'}, EMA {train.ema_decay:g}, "
+        f"{'mixed precision where the hardware has it' if train.amp else '--no-amp (float32)'}"
+    )
 
 
 # ---- report -----------------------------------------------------------------------------------
@@ -408,14 +419,15 @@ def quality_markdown(results: dict[str, Any], minutes: float, roots: dict[str, P
         "`textseg.evaluate` of best.pt on the held-out `valid` split (carved from train by photo), threshold 0.5. "
         "Targets for the default decoder: crack IoU >= 0.40, taping IoU >= 0.50, negative-prompt FP <= 5%.",
         "",
-        "| decoder | epochs run | best epoch | train (min) | " + " | ".join(f"{c} IoU (n)" for c in CLASSES) + " | negative-prompt FP | " + " | ".join(f"FP {c}" for c in CLASSES) + " |",
-        "|---|---|---|---|" + "---|" * (2 * len(CLASSES) + 1),
+        "| decoder | epochs run | best epoch | train (min) | " + " | ".join(f"{c} IoU (n)" for c in CLASSES) + " | negative-prompt FP | "
+        + " | ".join(f"FP {c}" for c in CLASSES) + " | config (from best.pt) |",
+        "|---|---|---|---|" + "---|" * (2 * len(CLASSES) + 2),
     ]
     for name, r in results.items():
         rep = r["report"]
         ious = " | ".join(f"{rep['classes'][c]['iou']:.3f} ({rep['classes'][c]['n_images']})" if c in rep["classes"] else "-" for c in CLASSES)
         fps = " | ".join(f"{rep['negative_fp_rate_per_class'][c]:.1%}" if c in rep["negative_fp_rate_per_class"] else "-" for c in CLASSES)
-        lines.append(f"| {name} | {r['epochs']} | {r['best_epoch']} | {r['train_s'] / 60:.1f} | {ious} | {rep['negative_fp_rate']:.1%} | {fps} |")
+        lines.append(f"| {name} | {r['epochs']} | {r['best_epoch']} | {r['train_s'] / 60:.1f} | {ious} | {rep['negative_fp_rate']:.1%} | {fps} | {r['config']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -460,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_images = BENCH_IMAGES if args.images is None else args.images or None
     settings = (
         f"Settings: data {', '.join(f'{c}={r}' for c, r in roots.items())}; encoders {model_cfg.visual_model} + CLIP {model_cfg.text_model} "
-        f"({model_cfg.visual_weights} weights); decoder width {model_cfg.dim}, refine width {model_cfg.refine_width}; "
+        f"({model_cfg.visual_weights} weights); decoder width {model_cfg.dim}, refine width {model_cfg.refine_width} (speed benchmarks; "
+        "each quality run's own settings are in its row); "
         f"default decoder {model_cfg.decoder}; training augmentation {'on' if DataConfig().augment else 'off'}, "
         f"EMA decay {TrainConfig().ema_decay}; autocast {amp_dtype(device, args.amp) or 'off (float32)'}; seed {args.seed}."
     )
