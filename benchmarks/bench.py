@@ -341,7 +341,7 @@ def run_quality(
 def run_config(ckpt: dict[str, Any]) -> str:
     """A quality run's settings as its checkpoint records them, so the table says what ran whatever options were passed."""
     data, model, train = checkpoint_configs(ckpt)
-    widths = f"width {model.dim}" + (f", refine width {model.refine_width}" if model.decoder == "refine" else "")
+    widths = f"width {model.dim}" + (f", refine width {model.refine_width}, fold {model.refine_fold}" if model.decoder == "refine" else "")
     return (
         f"{widths}; lr {train.lr:g} {train.lr_schedule}, batch {train.batch_size}, at most {train.epochs} epochs; "
         f"negative rate {data.negative_rate:g}, augmentation {'on' if data.augment else 'off'}, EMA {train.ema_decay:g}, "

@@ -53,6 +53,17 @@ def test_round_trip_loads_with_weights_only(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary files left
 
 
+def test_checkpoint_from_before_a_setting_loads_as_the_decoder_it_was(tmp_path: Path) -> None:
+    payload = _payload(ModelConfig(refine_fold=2))
+    assert load_checkpoint(save_checkpoint(tmp_path / "new.pt", payload))["configs"]["model"]["refine_fold"] == 2
+    del payload["configs"]["model"]["refine_fold"]  # written before the space-to-depth option existed
+    old = load_checkpoint(save_checkpoint(tmp_path / "old.pt", payload))
+    assert checkpoint_configs(old)[1].refine_fold == 1
+    check_model_config(old, ModelConfig(refine_fold=1))  # resuming it with its own settings is no mismatch
+    with pytest.raises(CheckpointError, match="refine_fold: checkpoint 1 vs now 2"):
+        check_model_config(old, ModelConfig(refine_fold=2))
+
+
 def test_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "last.pt", _payload())
     data = path.read_bytes()

@@ -44,6 +44,30 @@ def test_shapes_and_attention(name: str) -> None:
     assert (attention[0, :, :, :3] > 0).all()
 
 
+def _conv_output_sides(decoder: torch.nn.Module, *inputs: torch.Tensor, image: torch.Tensor) -> set[int]:
+    """Spatial sides of every Conv2d output in one forward pass."""
+    sides: set[int] = set()
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sides.add(out.shape[-1]))
+             for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    decoder(*inputs, image=image)
+    for hook in hooks:
+        hook.remove()
+    return sides
+
+
+def test_refine_fold_runs_no_layer_at_full_resolution() -> None:
+    visual, text, padding, image = _inputs()
+    full = build_decoder(_cfg("refine"), VISUAL_DIM, TEXT_DIM)
+    folded = build_decoder(_cfg("refine", refine_fold=2), VISUAL_DIM, TEXT_DIM)
+    assert folded.down[0][0].in_channels == 12 and folded.head.out_channels == 4  # 2x2 pixels in, 2x2 logits out
+    assert max(_conv_output_sides(full, visual, text, padding, image=image)) == 224
+    assert max(_conv_output_sides(folded, visual, text, padding, image=image)) == 112
+    logits, aux = folded(visual, text, padding, image=image, return_aux=True)
+    assert logits.shape == aux["pixel_logits"].shape == (2, 1, 224, 224) and torch.isfinite(logits).all()
+    with pytest.raises(ValueError, match="refine fold must be one of"):
+        build_decoder(_cfg("refine", refine_fold=3), VISUAL_DIM, TEXT_DIM)
+
+
 def test_refine_aux_gates_the_pixels() -> None:
     decoder = build_decoder(_cfg("refine"), VISUAL_DIM, TEXT_DIM)
     visual, text, padding, image = _inputs()
@@ -127,9 +151,9 @@ def test_loss_known_values() -> None:
         segmentation_loss(logits, target[..., :1])
 
 
-@pytest.mark.parametrize("name", ["seed", "refine"])
-def test_few_steps_lower_the_loss(name: str) -> None:
-    decoder = build_decoder(_cfg(name), VISUAL_DIM, TEXT_DIM)
+@pytest.mark.parametrize("name, fold", [("seed", 1), ("refine", 1), ("refine", 2)])
+def test_few_steps_lower_the_loss(name: str, fold: int) -> None:
+    decoder = build_decoder(_cfg(name, refine_fold=fold), VISUAL_DIM, TEXT_DIM)
     visual, text, padding, image = _inputs(batch=2, seed=1)
     target = torch.zeros(2, 1, 224, 224)
     target[0, :, 60:120, 100:110] = 1  # a vertical bar in image 0, nothing in image 1

@@ -26,6 +26,8 @@ from textseg.images import atomic_path
 FORMAT = "textseg-checkpoint"
 VERSION = 1
 REQUIRED_KEYS = ("decoder", "epoch", "configs", "encoders")
+LEGACY_MODEL_SETTINGS: dict[str, Any] = {"refine_fold": 1}
+"""Model settings implied by checkpoints written before the setting existed (what those decoders were)."""
 
 
 class CheckpointError(ValueError):
@@ -63,6 +65,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise CheckpointError(f"{path}: textseg checkpoint lacks {missing}; the file is damaged")
+    if isinstance(data["configs"], dict) and isinstance(data["configs"].get("model"), dict):
+        data["configs"]["model"] = {**LEGACY_MODEL_SETTINGS, **data["configs"]["model"]}
     return data
 
 

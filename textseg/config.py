@@ -39,6 +39,7 @@ class ModelConfig:
     heads: int = 8
     refine_width: int = 32  # channels of the refinement branch's first stage
     refine_size: int = MODEL_SIZE  # resolution the refinement branch sees
+    refine_fold: int = 1  # space-to-depth factor of its input: 2 runs no layer at full resolution (faster steps)
     seed: int = 0
 
 

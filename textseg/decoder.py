@@ -13,6 +13,8 @@ from textseg.config import ModelConfig
 from textseg.encoders import seeded
 
 DECODERS: tuple[str, ...] = ("seed", "refine")
+REFINE_FOLDS: tuple[int, ...] = (1, 2)
+"""Space-to-depth factors of the refinement branch's input: 1 keeps a stage at full resolution, 2 starts at 1/2."""
 
 
 class CrossAttentionBlock(nn.Module):
@@ -227,6 +229,8 @@ class RefineDecoder(nn.Module):
     decoder widths w/4 ... 2w on the way back up; one 3x3 convolution per scale except two (dilated) at the
     bottleneck, where the 14x14 cross-attention features and a global image context are added.
     The context block uses min(dim, 8w) channels to keep the branch cheap on CPU.
+    fold=2 drops the full-resolution stage: the image enters space-to-depth (2x2 pixels as 12 channels at
+    1/2) and the head's 4 logit channels are unfolded back (pixel shuffle), so no layer runs at full size.
     """
 
     def __init__(
@@ -237,17 +241,23 @@ class RefineDecoder(nn.Module):
         heads: int = 8,
         width: int = 32,
         image_size: int = MODEL_SIZE,
+        fold: int = 1,
     ) -> None:
         super().__init__()
-        self.image_size = image_size
+        if fold not in REFINE_FOLDS:
+            raise ValueError(f"refine fold must be one of {list(REFINE_FOLDS)}, got {fold}")
+        self.image_size, self.fold = image_size, fold
         stem = max(4, width // 4)
         enc = [stem, width, 2 * width, 4 * width, 8 * width]  # 1/1, 1/2, 1/4, 1/8, 1/16 of the side
         dec = [stem, max(8, width // 2), width, 2 * width]  # decoder channels at 1/1 ... 1/8
+        if fold == 2:  # the stage at full resolution is dropped: everything from 1/2 of the side down
+            enc, dec = enc[1:], dec[1:]
         embed = 4 * width
         context_dim = min(dim, 8 * width)
         self.context = CrossAttentionBlock(visual_dim, text_dim, context_dim, heads, mlp_ratio=1.0)
         self.text = TextConditioner(text_dim, embed)
-        self.down = nn.ModuleList([_conv(3, stem, norm=False)])
+        full = fold == 1  # the full-resolution stages run without GroupNorm (cheaper); the others keep it
+        self.down = nn.ModuleList([_conv(3 * fold * fold, enc[0], norm=not full)])
         self.down.extend(_conv(c_in, c_out, stride=2) for c_in, c_out in zip(enc[:-1], enc[1:]))
         self.film_down = nn.ModuleList(FiLM(embed, c) for c in enc)
         self.fuse = nn.Conv2d(context_dim, enc[-1], 1)
@@ -258,9 +268,9 @@ class RefineDecoder(nn.Module):
         deeper = [*dec[1:], enc[-1]]  # channels arriving from below at each decoder scale
         self.lateral = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(deeper, dec))
         self.skip = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(enc[:-1], dec))
-        self.up = nn.ModuleList(_conv(c, c, norm=i > 0) for i, c in enumerate(dec))
+        self.up = nn.ModuleList(_conv(c, c, norm=i > 0 or not full) for i, c in enumerate(dec))
         self.film_up = nn.ModuleList(FiLM(embed, c) for c in dec)
-        self.head = nn.Conv2d(dec[0], 1, 1)
+        self.head = nn.Conv2d(dec[0], fold * fold, 1)
 
     def forward(
         self,
@@ -278,10 +288,10 @@ class RefineDecoder(nn.Module):
             image = F.interpolate(image, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
         context, attention = self.context(visual, text, text_padding)  # (B, C, 14, 14)
         embedding = self.text(text, text_padding)  # (B, E)
-        x = image * 2 - 1
+        x = F.pixel_unshuffle(image * 2 - 1, self.fold)  # (B, 3 fold^2, S / fold, S / fold)
         skips = []
         for block, film in zip(self.down, self.film_down):
-            x = film(block(x), embedding)  # (B, enc[i], S / 2**i, S / 2**i)
+            x = film(block(x), embedding)  # (B, enc[i], S / (fold 2**i), ...)
             skips.append(x)
         skips.pop()  # the deepest level feeds the bottleneck
         if context.shape[-2:] != x.shape[-2:]:
@@ -290,8 +300,8 @@ class RefineDecoder(nn.Module):
         x = self.film_bottleneck(self.bottleneck(x), embedding)  # (B, 8w, S/16, S/16)
         for i in reversed(range(len(skips))):
             x = F.interpolate(self.lateral[i](x), size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
-            x = self.film_up[i](self.up[i](x + self.skip[i](skips[i])), embedding)  # (B, dec[i], S / 2**i, ...)
-        pixel_logits = self.head(x)  # (B, 1, S, S)
+            x = self.film_up[i](self.up[i](x + self.skip[i](skips[i])), embedding)  # (B, dec[i], S / (fold 2**i), ...)
+        pixel_logits = F.pixel_shuffle(self.head(x), self.fold)  # (B, 1, S, S)
         match = self.presence(image, visual, embedding)  # presence (B,), prompt_class and image_class (B, K)
         if pixel_logits.shape[-2:] != (MODEL_SIZE, MODEL_SIZE):
             pixel_logits = F.interpolate(pixel_logits, size=(MODEL_SIZE,) * 2, mode="bilinear", align_corners=False)
@@ -306,5 +316,5 @@ def build_decoder(cfg: ModelConfig, visual_dim: int, text_dim: int) -> nn.Module
         if cfg.decoder == "seed":
             return SeedDecoder(visual_dim, text_dim, cfg.dim, cfg.heads)
         if cfg.decoder == "refine":
-            return RefineDecoder(visual_dim, text_dim, cfg.dim, cfg.heads, cfg.refine_width, cfg.refine_size)
+            return RefineDecoder(visual_dim, text_dim, cfg.dim, cfg.heads, cfg.refine_width, cfg.refine_size, cfg.refine_fold)
     raise ValueError(f"unknown decoder {cfg.decoder!r}; choose one of {list(DECODERS)}")

@@ -552,6 +552,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder", choices=["seed", "refine"], help=f"decoder (default {m.decoder})")
     parser.add_argument("--dim", type=int, help=f"decoder width (default {m.dim})")
     parser.add_argument("--refine-width", type=int, help=f"channels of the refinement branch (default {m.refine_width})")
+    parser.add_argument("--refine-fold", type=int, choices=[1, 2], help=f"space-to-depth factor of the refinement branch's input; 2 runs no layer at full resolution (default {m.refine_fold})")
     parser.add_argument("--visual-model", help=f"timm ViT name (default {m.visual_model})")
     parser.add_argument("--visual-weights", help=f"pretrained | random | FILE (default {m.visual_weights})")
     parser.add_argument("--visual-layers", type=int, nargs="+", metavar="BLOCK", help="transformer blocks whose tokens are used (default: -1, the last)")
@@ -567,7 +568,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 _ARG_FIELDS = {  # config fields set by the command-line option of the same name (--seed sets data's and train's)
     "data": ("negative_rate", "val_fraction", "image_size", "seed"),
-    "model": ("decoder", "dim", "refine_width", "visual_model", "visual_weights", "visual_layers", "text_weights"),
+    "model": ("decoder", "dim", "refine_width", "refine_fold", "visual_model", "visual_weights", "visual_layers", "text_weights"),
     "train": ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay", "save_interval", "seed", "device", "cache", "max_minutes", "num_workers"),
 }
 
