@@ -531,6 +531,7 @@ def _log_epoch(line: dict[str, Any], epochs: int, is_best: bool) -> None:
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `textseg train`; unset options keep the defaults (or, with --resume, the checkpoint's)."""
     from textseg.data import add_data_arguments
+    from textseg.decoder import DECODERS, REFINE_FOLDS
 
     add_data_arguments(parser)
     d, m, t = DataConfig(), ModelConfig(), TrainConfig()
@@ -549,10 +550,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                         help=f"random zoom and colour jitter of the training examples (textseg.augment; default {'on' if d.augment else 'off'})")
     parser.add_argument("--image-size", type=int, choices=[MODEL_SIZE], help=f"model input size (fixed: {MODEL_SIZE})")
-    parser.add_argument("--decoder", choices=["seed", "refine"], help=f"decoder (default {m.decoder})")
+    parser.add_argument("--decoder", choices=list(DECODERS), help=f"decoder (default {m.decoder})")
     parser.add_argument("--dim", type=int, help=f"decoder width (default {m.dim})")
     parser.add_argument("--refine-width", type=int, help=f"channels of the refinement branch (default {m.refine_width})")
-    parser.add_argument("--refine-fold", type=int, choices=[1, 2], help=f"space-to-depth factor of the refinement branch's input; 2 runs no layer at full resolution (default {m.refine_fold})")
+    parser.add_argument("--refine-fold", type=int, choices=list(REFINE_FOLDS), help=f"space-to-depth factor of the refinement branch's input; 2 runs no layer at full resolution (default {m.refine_fold})")
     parser.add_argument("--visual-model", help=f"timm ViT name (default {m.visual_model})")
     parser.add_argument("--visual-weights", help=f"pretrained | random | FILE (default {m.visual_weights})")
     parser.add_argument("--visual-layers", type=int, nargs="+", metavar="BLOCK", help="transformer blocks whose tokens are used (default: -1, the last)")
