@@ -338,12 +338,17 @@ def run_quality(
     return results
 
 
+def decoder_widths(model: ModelConfig) -> str:
+    """The decoder's size settings: its width, and for refine the branch's width and space-to-depth fold."""
+    refine = f", refine width {model.refine_width}, fold {model.refine_fold}" if model.decoder == "refine" else ""
+    return f"width {model.dim}{refine}"
+
+
 def run_config(ckpt: dict[str, Any]) -> str:
     """A quality run's settings as its checkpoint records them, so the table says what ran whatever options were passed."""
     data, model, train = checkpoint_configs(ckpt)
-    widths = f"width {model.dim}" + (f", refine width {model.refine_width}, fold {model.refine_fold}" if model.decoder == "refine" else "")
     return (
-        f"{widths}; lr {train.lr:g} {train.lr_schedule}, batch {train.batch_size}, at most {train.epochs} epochs; "
+        f"{decoder_widths(model)}; lr {train.lr:g} {train.lr_schedule}, batch {train.batch_size}, at most {train.epochs} epochs; "
         f"negative rate {data.negative_rate:g}, augmentation {'on' if data.augment else 'off'}, EMA {train.ema_decay:g}, "
         f"{'mixed precision where the hardware has it' if train.amp else '--no-amp (float32)'}"
     )
@@ -472,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_images = BENCH_IMAGES if args.images is None else args.images or None
     settings = (
         f"Settings: data {', '.join(f'{c}={r}' for c, r in roots.items())}; encoders {model_cfg.visual_model} + CLIP {model_cfg.text_model} "
-        f"({model_cfg.visual_weights} weights); decoder width {model_cfg.dim}, refine width {model_cfg.refine_width} (speed benchmarks; "
+        f"({model_cfg.visual_weights} weights); decoder {decoder_widths(model_cfg)} (speed benchmarks; "
         "each quality run's own settings are in its row); "
         f"default decoder {model_cfg.decoder}; training augmentation {'on' if DataConfig().augment else 'off'}, "
         f"EMA decay {TrainConfig().ema_decay}; autocast {amp_dtype(device, args.amp) or 'off (float32)'}; seed {args.seed}."

@@ -250,13 +250,13 @@ class RefineDecoder(nn.Module):
         stem = max(4, width // 4)
         enc = [stem, width, 2 * width, 4 * width, 8 * width]  # 1/1, 1/2, 1/4, 1/8, 1/16 of the side
         dec = [stem, max(8, width // 2), width, 2 * width]  # decoder channels at 1/1 ... 1/8
-        if fold == 2:  # the stage at full resolution is dropped: everything from 1/2 of the side down
+        full = fold == 1  # a stage at full resolution, run without GroupNorm (cheaper); the other stages keep it
+        if not full:  # that stage is dropped: everything from 1/2 of the side down
             enc, dec = enc[1:], dec[1:]
         embed = 4 * width
         context_dim = min(dim, 8 * width)
         self.context = CrossAttentionBlock(visual_dim, text_dim, context_dim, heads, mlp_ratio=1.0)
         self.text = TextConditioner(text_dim, embed)
-        full = fold == 1  # the full-resolution stages run without GroupNorm (cheaper); the others keep it
         self.down = nn.ModuleList([_conv(3 * fold * fold, enc[0], norm=not full)])
         self.down.extend(_conv(c_in, c_out, stride=2) for c_in, c_out in zip(enc[:-1], enc[1:]))
         self.film_down = nn.ModuleList(FiLM(embed, c) for c in enc)
