@@ -340,8 +340,9 @@ def train(
         raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use memory, disk or none")
     lr_factor(train_cfg.lr_schedule, 0.0)  # an unknown schedule fails before anything is loaded or written
     ckpt = load_checkpoint(resume) if resume is not None else None
+    ckpt_path = resume or "checkpoint"  # named in errors about the checkpoint
     if ckpt is not None:
-        check_model_config(ckpt, model_cfg, resume)  # type: ignore[arg-type]
+        check_model_config(ckpt, model_cfg, ckpt_path)
     if info.main:
         _check_out_dir(out_dir, None if resume is None else Path(resume), overwrite)
     seed_everything(train_cfg.seed)
@@ -350,7 +351,7 @@ def train(
     visual, text = visual.to(device).eval(), text.to(device).eval()
     identity = encoder_identity(visual, text)
     if ckpt is not None:
-        check_encoders(ckpt, identity, resume)  # type: ignore[arg-type]
+        check_encoders(ckpt, identity, ckpt_path)
     decoder = build_decoder(model_cfg, visual.out_dim, text.out_dim).to(device)
     model: nn.Module = decoder
     if info.world > 1:
@@ -362,12 +363,12 @@ def train(
 
     first_epoch, best_score, history = 0, -math.inf, []
     if ckpt is not None:
-        first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler, resume)  # type: ignore[arg-type]
+        first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler, ckpt_path)
         history = read_history(out_dir / "metrics.jsonl", first_epoch)
         LOGGER.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
     ema = WeightAverage(decoder, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
     if ema is not None and ckpt is not None and "train_decoder" in ckpt.get("state", {}):
-        ema.load(ckpt["decoder"], ckpt["state"]["ema_steps"], resume)  # type: ignore[arg-type]
+        ema.load(ckpt["decoder"], ckpt["state"]["ema_steps"], ckpt_path)
     if info.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_json({**configs, "encoders": identity}, out_dir / "config.json")
