@@ -14,6 +14,7 @@ from PIL import Image
 
 from textseg import audit as A
 from textseg.cli import main
+from textseg.data import read_photo_groups
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 COPIES_111136 = ("IMG_20220627_111136-jpg_1500x2000_jpg.rf.5e2bd44e29d1294fb0887decbd9b9710.jpg",  # id 70
@@ -56,6 +57,30 @@ def perspective(image: np.ndarray, shift: float = 0.15) -> np.ndarray:
     corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     moved = np.float32([[shift * w, shift * h], [w - shift * w, 0], [w, h], [0, h - shift * h]])
     return cv2.warpPerspective(image, cv2.getPerspectiveTransform(corners, moved), (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
+def shoot(wall: np.ndarray, corners: list[list[float]], gain: float, noise_seed: int, side: int = 320) -> np.ndarray:
+    """A photo of a wall: the quad `corners` (fractions of the wall) seen square-on, lit by `gain` with a left-to-right
+    falloff, with fresh sensor noise from `noise_seed`."""
+    h, w = wall.shape[:2]
+    quad = (np.float32(corners) * np.float32([w, h])).astype(np.float32)
+    frame = np.float32([[0, 0], [side, 0], [side, side], [0, side]])
+    photo = cv2.warpPerspective(wall.astype(np.float32), cv2.getPerspectiveTransform(quad, frame), (side, side))
+    light = gain * np.linspace(0.85, 1.15, side, dtype=np.float32)[None, :, None]
+    noise = np.random.default_rng(noise_seed).normal(0, 4, photo.shape)
+    return np.clip(photo * light + noise, 0, 255).astype(np.uint8)
+
+
+FRONT = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]  # the wall seen head-on
+ASKEW = [[0.05, 0.15], [0.85, 0.05], [0.95, 0.95], [0.12, 0.82]]  # from a step to the side: a perspective view
+
+
+def augmented(photo: np.ndarray) -> np.ndarray:
+    """A Roboflow-style copy: mirrored, rotated 7 degrees, the central 5/6 cropped and resized back, 25% brighter."""
+    h, w = photo.shape[:2]
+    out = cv2.warpAffine(np.ascontiguousarray(photo[:, ::-1]), cv2.getRotationMatrix2D((w / 2, h / 2), 7, 1.0), (w, h))
+    out = cv2.resize(out[h // 12:h - h // 12, w // 12:w - w // 12], (w, h))
+    return np.clip(out.astype(np.float32) * 1.25, 0, 255).astype(np.uint8)
 
 
 def hue_shift(image: np.ndarray) -> np.ndarray:
@@ -127,6 +152,29 @@ def test_rotated_crop_is_a_copy_but_another_viewpoint_is_not(tmp_path):
     assert A.find_near_duplicates([original, reshot], ["train", "valid"], **geometry_only) != []  # ORB + affine alone accept it
 
 
+def test_kinds_of_an_augmented_copy_a_reshot_and_another_photo(tmp_path):
+    wall = texture(7, size=640)
+    photo = save(shoot(wall, FRONT, 1.0, noise_seed=1), tmp_path / "train_photo.jpg")
+    other = save(shoot(texture(8, size=640), FRONT, 1.0, noise_seed=3), tmp_path / "train_other.jpg")
+    copy = save(augmented(shoot(wall, FRONT, 1.0, noise_seed=1)), tmp_path / "valid_copy.jpg")
+    reshot = save(shoot(wall, ASKEW, 0.8, noise_seed=2), tmp_path / "valid_reshot.jpg")  # same wall, other view and light
+    distinct = save(shoot(texture(9, size=640), ASKEW, 0.9, noise_seed=4), tmp_path / "valid_distinct.jpg")
+    paths, groups = [photo, other, copy, reshot, distinct], ["train", "train", "valid", "valid", "valid"]
+    pairs = A.find_photo_pairs(paths, groups)
+    assert [({p.a, p.b}, p.kind) for p in pairs] == [({photo, copy}, A.COPY), ({photo, reshot}, A.SAME_SCENE)]
+    assert all(0.0 <= p.distance < 1.0 for p in pairs)
+    assert [{a, b} for a, b, _ in A.find_near_duplicates(paths, groups)] == [{photo, copy}]
+
+
+def test_merge_keeps_one_pair_prefers_copy_and_demotes_weak_copies():
+    found = [A._Pair(0, 1, 40, 100, A.SAME_SCENE), A._Pair(1, 0, 50, 200, A.COPY),  # one pair, two passes
+             A._Pair(0, 2, 100, 300, A.COPY), A._Pair(3, 6, 90, 100, A.COPY), A._Pair(3, 2, 30, 100, A.COPY),
+             A._Pair(4, 5, 20, 100, A.SAME_SCENE)]
+    merged = {(p.i, p.j): p.kind for p in A._merge(found, keep_ratio=0.8)}
+    # 1-0: 50 inliers, under 0.8 of image 0's best copy (100), but image 1's best: a copy. 3-2: weak for both images
+    assert merged == {(1, 0): A.COPY, (0, 2): A.COPY, (3, 6): A.COPY, (3, 2): A.SAME_SCENE, (4, 5): A.SAME_SCENE}
+
+
 def test_second_pass_finds_speckled_copy_at_higher_resolution(tmp_path):
     original = save(speckled_board(1), tmp_path / "train.jpg")
     stranger = save(speckled_board(2), tmp_path / "train_other.jpg")
@@ -189,7 +237,7 @@ def test_group_length_mismatch_raises(planted):
 
 
 def make_dataset(root: Path) -> dict[str, Path]:
-    """A masks-layout root with train/valid: a leaked copy, empty/tiny/mismatched masks, an unreadable image."""
+    """A masks-layout root with train/valid: a leaked copy, a re-shot, empty/tiny/mismatched masks, an unreadable image."""
     files: dict[str, Path] = {}
     full = np.zeros((192, 192), np.uint8)
     full[60:120, :] = 255
@@ -198,6 +246,8 @@ def make_dataset(root: Path) -> dict[str, Path]:
         save(np.repeat(full[..., None], 3, 2)[..., 0], root / "train" / "masks" / f"t{i}.png")
     files["leak"] = save(rotate_crop(texture(2)), root / "valid" / "images" / "leak.jpg")
     save(full, root / "valid" / "masks" / "leak.png")
+    files["reshot"] = save(perspective(texture(3)), root / "valid" / "images" / "reshot.jpg")  # train3 from elsewhere
+    save(full, root / "valid" / "masks" / "reshot.png")
     files["empty"] = save(texture(50), root / "valid" / "images" / "empty.jpg")
     save(np.zeros((192, 192), np.uint8), root / "valid" / "masks" / "empty.png")
     files["tiny"] = save(texture(51), root / "valid" / "images" / "tiny.jpg")
@@ -219,19 +269,44 @@ def test_audit_report_counts_masks_and_leaks(tmp_path):
     entry = report["roots"][0]
     assert entry["class"] == "crack"
     train, valid = entry["splits"]["train"], entry["splits"]["valid"]
-    assert (train["images"], train["masks"], valid["images"], valid["masks"]) == (4, 4, 5, 4)
+    assert (train["images"], train["masks"], valid["images"], valid["masks"]) == (4, 4, 6, 5)
     assert [u["file"] for u in valid["unreadable"]] == [str(files["broken"])]
     assert "cannot read image" in valid["unreadable"][0]["error"]
     assert valid["size_mismatches"] == [{"image": str(files["mismatch"]), "image_size": [192, 192], "mask_size": [120, 100]}]
     assert valid["empty_masks"] == [str(files["empty"])]
     assert valid["tiny_masks"] == [str(files["tiny"])]
-    assert sum(entry["foreground_histogram"]["counts"]) == 8
+    assert sum(entry["foreground_histogram"]["counts"]) == 9
     assert len(entry["foreground_histogram"]["edges"]) == A.HIST_BINS + 1
     dup = report["cross_split_duplicates"]
-    assert [(d["a"], d["b"], d["split_a"], d["split_b"]) for d in dup] == [
-        (str(files["train2"]), str(files["leak"]), "train", "valid")]
+    assert [(d["a"], d["b"], d["split_a"], d["split_b"], d["kind"]) for d in dup] == [
+        (str(files["train2"]), str(files["leak"]), "train", "valid", "copy"),
+        (str(files["train3"]), str(files["reshot"]), "train", "valid", "same_scene")]
     assert isinstance(dup[0]["distance"], float)
-    assert entry["leaked"] == {"valid": 1}
+    assert entry["leaked"] == {"valid": 2}
+    assert entry["leaked_by_kind"] == {"copy": {"valid": 1}, "same_scene": {"valid": 1}}
+    text = A.summary(report)
+    assert "cross-split duplicate pairs: 2 (copy 1, same_scene 1)" in text
+    assert "files with a copy in an earlier split: valid 1" in text
+    assert "files with another shot of the scene in an earlier split: valid 1" in text
+    assert f"same_scene  train/{files['train3'].name}  ~  valid/{files['reshot'].name}" in text
+    assert A.report_groups(report) == [{files["train2"], files["leak"]}, {files["train3"], files["reshot"]}]
+    assert A.report_groups(report, kinds=[A.COPY]) == [{files["train2"], files["leak"]}]
+
+
+def test_report_groups_reads_reports_written_before_kinds():
+    old = {"cross_split_duplicates": [{"a": "r/train/x.jpg", "b": "r/valid/y.jpg", "distance": 0.2}]}
+    assert A.report_groups(old) == [{Path("r/train/x.jpg"), Path("r/valid/y.jpg")}]
+    assert A.report_groups(old, kinds=[A.SAME_SCENE]) == []
+
+
+def test_figure_shows_both_kinds_best_first():
+    pairs = [{"kind": A.COPY, "distance": d, "id": f"c{d}"} for d in (0.1, 0.2, 0.3)]
+    pairs += [{"kind": A.SAME_SCENE, "distance": d, "id": f"s{d}"} for d in (0.5, 0.6)]
+    assert [p["id"] for p in A.figure_pairs(pairs, 4)] == ["c0.1", "c0.2", "s0.5", "s0.6"]
+    assert [p["id"] for p in A.figure_pairs(pairs, 3)] == ["c0.1", "c0.2", "s0.5"]
+    assert [p["id"] for p in A.figure_pairs(pairs[:3], 2)] == ["c0.1", "c0.2"]  # no same-scene pair: copies fill in
+    assert A.pair_label(pairs[3]) == "same scene, distance 0.500"
+    assert A.pair_label(pairs[0]) == "copy, distance 0.100"
 
 
 def test_root_without_class_name_needs_class_prefix(tmp_path):
@@ -250,14 +325,15 @@ def test_cli_writes_json_figure_and_leak_free_copy(tmp_path, capsys):
     code = main(["audit", f"crack={root}", "--json", str(report_path), "--figure", str(figure), "--dedupe-to", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "cross-split duplicate pairs: 1" in printed and "unreadable" in printed
+    assert "cross-split duplicate pairs: 2 (copy 1, same_scene 1)" in printed and "unreadable" in printed
     report = json.loads(report_path.read_text())
     assert set(report) >= {"roots", "cross_split_duplicates"}
-    assert set(report["cross_split_duplicates"][0]) >= {"a", "b", "distance"}
+    assert set(report["cross_split_duplicates"][0]) >= {"a", "b", "distance", "kind"}
     assert figure.stat().st_size > 10_000
     assert tree_digest(root) == before  # source untouched
     copied = tree_digest(out / "walls")
-    expected = {k: v for k, v in before.items() if k not in ("valid/images/leak.jpg", "valid/masks/leak.png")}
+    dropped = ("valid/images/leak.jpg", "valid/masks/leak.png", "valid/images/reshot.jpg", "valid/masks/reshot.png")
+    expected = {k: v for k, v in before.items() if k not in dropped}
     assert copied == expected
     assert main(["audit", f"crack={root}", "--dedupe-to", str(out)]) == 1  # refuses a non-empty target
     assert "not empty" in capsys.readouterr().err
@@ -312,3 +388,18 @@ def test_pairing_problem_is_reported_not_fatal(tmp_path):
     split = A.audit([root])["roots"][0]["splits"]["train"]
     assert "image without mask: images/b.jpg" in split["error"]
     assert (split["images"], split["masks"]) == (2, 0)
+
+
+def test_photo_groups_written_for_a_train_only_root(tmp_path):
+    root = tmp_path / "cracks"
+    wall = texture(7, size=640)
+    photo = save(shoot(wall, FRONT, 1.0, noise_seed=1), root / "train" / "images" / "a.jpg")
+    save(augmented(shoot(wall, FRONT, 1.0, noise_seed=1)), root / "train" / "images" / "b.jpg")
+    save(shoot(texture(8, size=640), FRONT, 1.0, noise_seed=3), root / "train" / "images" / "c.jpg")
+    for name in ("a", "b", "c"):
+        save(np.zeros((320, 320), np.uint8), root / "train" / "masks" / f"{name}.png")
+    path = A.write_photo_groups(root)
+    assert path == root / "photo_groups.json"
+    pairs = json.loads(path.read_text())["pairs"]
+    assert [({p["a"], p["b"]}, p["kind"]) for p in pairs] == [({"train/images/a.jpg", "train/images/b.jpg"}, "copy")]
+    assert read_photo_groups(root) == [{photo.resolve(), (root / "train/images/b.jpg").resolve()}]

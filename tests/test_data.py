@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,16 +12,22 @@ import torch
 from PIL import Image
 
 from textseg.data import (
+    GROUPS_FILE,
+    SEQUENCE_GAP,
+    SEQUENCE_SECONDS,
     DatasetError,
+    Sample,
     SegDataset,
     add_data_arguments,
     available_splits,
+    camera_shot,
     collect_split,
     detect_layout,
     list_samples,
     load_target,
     parse_data_specs,
     photo_key,
+    read_photo_groups,
     split_train_val,
 )
 from textseg.images import load_mask
@@ -128,18 +135,88 @@ def test_split_train_val_keeps_copies_together_and_is_deterministic():
     assert len(train) + len(val) == 13 and val and train
     assert not {photo_key(s.image) for s in train} & {photo_key(s.image) for s in val}
     assert (train, val) == split_train_val(list(samples), 0.3, seed=0)
-    assert len({photo_key(s.image) for s in val}) == round(9 * 0.3)  # 9 distinct photos
-    seeds = {tuple(s.image.name for s in split_train_val(samples, 0.3, seed=k)[1]) for k in range(6)}
-    assert len(seeds) > 1
+    vals = [split_train_val(samples, 0.3, seed=k)[1] for k in range(6)]
+    assert all(abs(len(v) - 0.3 * 13) <= 1.5 for v in vals), [len(v) for v in vals]  # images; groups of up to 3
+    assert len({tuple(s.image.name for s in v) for v in vals}) > 1
+
+
+def sample(name: str, cls: str = "taping") -> Sample:
+    """A sample that exists by name only (the carve reads names, not files)."""
+    return Sample(Path("root/train") / name, None, cls, "train", Path("root"))
+
+
+@pytest.mark.parametrize("key, shot", [
+    ("IMG_8220_JPG", ("IMG_", 8220, SEQUENCE_GAP)),
+    ("img_8220 (2)", ("IMG_", 8220, SEQUENCE_GAP)),
+    ("DSC01234", ("DSC0", 1234, SEQUENCE_GAP)),
+    ("P1010001", ("P101", 1, SEQUENCE_GAP)),
+    ("IMG_20220627_111136-jpg_1500x2000", ("IMG_20220627", 11 * 3600 + 11 * 60 + 36, SEQUENCE_SECONDS)),
+    ("PXL_20220627_111136123", ("PXL_20220627", 11 * 3600 + 11 * 60 + 36, SEQUENCE_SECONDS)),
+    ("20220627_111136", ("20220627", 11 * 3600 + 11 * 60 + 36, SEQUENCE_SECONDS)),
+    ("2000x1500_9_resized", None),  # renamed: the number is not shot order
+    ("synth_cracks_train_00012", None),
+    ("00028", None),
+    ("10001234", None),
+    ("crack205", None),
+    ("IMG_123", None),
+])
+def test_camera_shot_reads_names_cameras_write(key, shot):
+    assert camera_shot(key) == shot
+
+
+def test_carve_keeps_a_camera_sequence_on_one_side():
+    burst = ["IMG_8220_JPG_jpg.rf.a1.jpg", "IMG_8220_JPG_jpg.rf.b2.jpg", "IMG_8222_JPG_jpg.rf.c3.jpg",
+             f"IMG_{8222 + SEQUENCE_GAP}.jpg"]  # one board: two copies of 8220, then two more shots
+    later = 11 * 3600 + 11 * 60 + 36 + SEQUENCE_SECONDS  # seconds of the day of a shot SEQUENCE_SECONDS after 11:11:36
+    timed = ["IMG_20220627_111136.jpg", f"IMG_20220627_{later // 3600:02d}{later // 60 % 60:02d}{later % 60:02d}.jpg"]
+    far = [f"IMG_{8222 + 2 * SEQUENCE_GAP + 1}.jpg", "IMG_20220627_111500.jpg"]  # further on: another scene
+    others = [f"wall_{c}.jpg" for c in "abcdefghijklmnopqrst"]
+    samples = [sample(n) for n in burst + timed + far + others]
+    sides = []
+    for seed in range(40):
+        val = {s.image.name for s in split_train_val(samples, 0.15, seed)[1]}
+        assert len({n in val for n in burst}) == 1 and len({n in val for n in timed}) == 1, seed
+        sides.append((burst[0] in val, far[0] in val, timed[0] in val, far[1] in val))
+    assert any(b for b, _, _, _ in sides) and any(t for _, _, t, _ in sides)  # each sequence is held back sometimes
+    assert any(b != f for b, f, _, _ in sides) and any(t != f for _, _, t, f in sides)  # the far shots are not merged
+
+
+def test_numbered_names_that_are_not_shot_order_are_not_merged():
+    samples = [sample(f"synth_cracks_train_{i:05d}.jpg", "crack") for i in range(20)]
+    samples += [sample(f"2000x1500_{i}_resized_jpg.rf.{i}a.jpg") for i in range(20)]
+    for seed in range(3):
+        val = split_train_val(samples, 0.15, seed)[1]
+        assert (sum(s.cls == "crack" for s in val), sum(s.cls == "taping" for s in val)) == (3, 3)
+
+
+def test_carve_counts_images_and_keeps_both_sides():
+    samples = [sample(f"IMG_{8000 + i}.jpg") for i in range(12)]  # one sequence: 12 images
+    samples += [sample(f"wall_{i}_jpg.rf.{k}.jpg") for i in range(20) for k in range(2)]  # 20 photos, 2 copies each
+    for seed in range(10):
+        train, val = split_train_val(samples, 0.15, seed)
+        assert abs(len(val) - 0.15 * 52) <= 12 / 2 and train, seed  # off by at most half a group
+    one_big = [sample(f"IMG_{8000 + i}.jpg") for i in range(12)] + [sample("wall.jpg")]
+    assert [s.image.name for s in split_train_val(one_big, 0.15, 0)[1]] == ["wall.jpg"]  # at least one group held back
+    assert split_train_val(one_big, 0.0, 0)[1] == []
 
 
 def test_split_train_val_extra_groups_merge_photos():
     samples = list_samples(SAMPLE / "cracks", "train", "crack")  # 8 distinct photos
     group = {samples[0].image, samples[1].image, samples[2].image}
+    held = []
     for seed in range(10):
         train, val = split_train_val(samples, 0.25, seed, groups=[group])
         sides = {s.image in {v.image for v in val} for s in samples[:3]}
         assert len(sides) == 1
+        held.append(sides.pop())
+        valid = collect_split({"crack": SAMPLE / "cracks"}, "valid", 0.25, seed, groups=[group])
+        assert [s.image for s in valid] == [s.image for s in val]
+    assert any(held)  # the group is held back for some seed, as a whole
+    relative = {Path(os.path.relpath(p)) for p in group}  # as an audit run from another folder writes them
+    splits = [(split_train_val(samples, 0.25, k, groups=[relative]), split_train_val(samples, 0.25, k, groups=[group]),
+               split_train_val(samples, 0.25, k)) for k in range(10)]
+    assert all(rel == absolute for rel, absolute, _ in splits)
+    assert any(absolute != none for _, absolute, none in splits)  # the group changes some carve
     with pytest.raises(ValueError, match="val_fraction 1.0"):
         split_train_val(samples, 1.0, 0)
 
@@ -156,6 +233,22 @@ def test_collect_split_carves_valid_from_train():
     assert len(test) == 4 and all(s.split == "test" for s in test)
     with pytest.raises(DatasetError, match=r"no test/ split \(found \['train'\]\) for class taping"):
         collect_split(roots, "test")
+
+
+def test_photo_groups_file_keeps_its_pairs_on_one_side(tmp_path):
+    images = {f"wall{i}.png": Image.new("RGB", (8, 8), (10 * i, 0, 0)) for i in range(12)}
+    root = masks_root(tmp_path, images, {f"wall{i}": np.ones((8, 8), bool) for i in range(12)})
+    side = lambda seed: {s.image.name for s in collect_split({"crack": root}, "valid", 0.25, seed)}  # noqa: E731
+    apart = [seed for seed in range(20) if ("wall3.png" in side(seed)) != ("wall7.png" in side(seed))]
+    assert apart  # without the file, some carves put the two on different sides
+    pairs = [{"a": "train/images/wall3.png", "b": "train/images/wall7.png", "kind": "same_scene", "distance": 0.4}]
+    (root / GROUPS_FILE).write_text(json.dumps({"pairs": pairs}))
+    assert read_photo_groups(root) == [{(root / "train/images/wall3.png").resolve(), (root / "train/images/wall7.png").resolve()}]
+    for seed in apart:
+        assert ("wall3.png" in side(seed)) == ("wall7.png" in side(seed))
+    (root / GROUPS_FILE).write_text("{}")
+    with pytest.raises(DatasetError, match="not a photo-groups file"):
+        read_photo_groups(root)
 
 
 # ----------------------------------------------------------------------------- specs

@@ -26,7 +26,7 @@ def _inputs(batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
 
 
 def _cfg(decoder: str, **kwargs: object) -> ModelConfig:
-    return ModelConfig(decoder=decoder, dim=32, heads=8, refine_width=8, **kwargs)
+    return ModelConfig(**{"decoder": decoder, "dim": 32, "heads": 8, "refine_width": 8, "pixel_encoder": "none", **kwargs})
 
 
 @pytest.mark.parametrize("name", ["seed", "refine"])

@@ -198,7 +198,7 @@ def test_text_local_file_round_trip(tmp_path: Path) -> None:
 
 
 def test_build_encoders_and_identity() -> None:
-    cfg = ModelConfig(visual_model=TINY, visual_layers=(-1,), seed=3, visual_weights="random", text_weights="random")
+    cfg = ModelConfig(visual_model=TINY, visual_layers=(-1,), seed=3, visual_weights="random", text_weights="random", queries="vit")
     visual, text = build_encoders(cfg)
     identity = encoder_identity(visual, text)
     assert identity["visual"] == {"name": TINY, "weights": "random", "sha256": None, "seed": 3, "layers": [11]}

@@ -17,6 +17,7 @@ from textseg.notebooks import (
     parse_overrides,
     run_notebooks,
     select_notebooks,
+    training_verdict,
 )
 
 EXPECTED = ["01_explore_data", "02_extract_masks", "03_train_decoder", "04_attention_maps", "05_evaluate",
@@ -278,3 +279,23 @@ def test_smoke_03_rerun_shows_the_existing_run(smoke_run):
     executed = nbformat.read(work / "again" / "03_train_decoder.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "already holds a run; showing it" in text
+
+
+# ------------------------------------------------------------------------------------ main-job verdict
+
+
+def _metrics(run: Path, epochs: int, crack: float, taping: float) -> Path:
+    run.mkdir(parents=True)
+    lines = [{"epoch": e + 1, "iou_crack": crack * (e + 1) / epochs, "iou_taping": taping * (e + 1) / epochs,
+              "negative_fp_rate": 0.02, "score": (crack + taping) / 2 * (e + 1) / epochs} for e in range(epochs)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+    return run
+
+
+def test_training_verdict_warns_on_a_run_far_below_expectations(tmp_path: Path) -> None:
+    good = training_verdict(_metrics(tmp_path / "good", 12, 0.5, 0.6))
+    assert good.startswith("training: 12 epochs") and "best epoch 12: IoU crack 0.50, taping 0.60" in good
+    assert "WARNING" not in good
+    short = training_verdict(_metrics(tmp_path / "short", 2, 0.04, 0.0))
+    assert "WARNING: far below what the model reaches (only 2 epochs, crack IoU 0.04, taping IoU 0.00" in short
+    assert "WARNING" in training_verdict(tmp_path / "missing")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import warnings
 from pathlib import Path
 
@@ -13,8 +15,7 @@ from PIL import Image
 from textseg.checkpoint import CheckpointError, save_checkpoint
 from textseg.cli import main
 from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
-from textseg.decoder import build_decoder
-from textseg.encoders import build_encoders, encoder_identity
+from textseg.model import build_model
 from textseg.images import load_image, load_mask
 from textseg.predict import Prediction, Segmenter, to_rgb, token_strings
 from textseg.viz import overlay
@@ -24,10 +25,9 @@ TINY = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="refine", dim=32
 
 def make_checkpoint(path: Path, model_cfg: ModelConfig = TINY, data_cfg: DataConfig | None = None) -> Path:
     """A loadable checkpoint of an untrained tiny model (random encoders and decoder)."""
-    visual, text = build_encoders(model_cfg)
-    decoder = build_decoder(model_cfg, visual.out_dim, text.out_dim)
-    configs = {"data": to_dict(data_cfg or DataConfig()), "model": to_dict(model_cfg), "train": to_dict(TrainConfig(epochs=1))}
-    payload = {"decoder": decoder.state_dict(), "epoch": 1, "configs": configs, "encoders": encoder_identity(visual, text), "metrics": {}}
+    model = build_model(model_cfg)
+    configs = {"data": to_dict(data_cfg or DataConfig()), "model": to_dict(model.cfg), "train": to_dict(TrainConfig(epochs=1))}
+    payload = {"decoder": model.decoder.state_dict(), "epoch": 1, "configs": configs, "encoders": model.identity, "metrics": {}}
     return save_checkpoint(path, payload)
 
 
@@ -61,7 +61,7 @@ def test_prediction_at_original_size_with_attention(seg: Segmenter) -> None:
     assert pred.mask.dtype == bool and (pred.mask == (pred.prob > 0.3)).all()
     assert 0.0 <= pred.prob.min() <= pred.prob.max() <= 1.0
     assert pred.tokens == ["<start>", "segment", "crack", "<end>"] and pred.prompt == "segment crack"
-    assert pred.attention.shape == (8, 196, 77)
+    assert pred.attention.shape == (8, (TINY.refine_size // 16) ** 2, 77)  # queries: the pixel encoder's 1/16 grid
     rounding = 1e-5 if seg.dtype is None else 1e-2  # bf16 autocast (CPUs with AMX / AVX512-BF16) keeps ~3 digits
     assert np.allclose(pred.attention.sum(-1), 1.0, atol=rounding)  # softmax over text tokens
     assert np.abs(pred.attention[..., len(pred.tokens) :]).max() == 0.0  # never attends to padding
@@ -88,7 +88,24 @@ def test_batched_equals_one_at_a_time(seg: Segmenter) -> None:
         seg.predict(images, ["a", "b"])
 
 
-def test_encode_once_then_many_prompts(seg: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def ckpt_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint whose cross-attention queries are ViT tokens (the design with real ViT weights)."""
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt_vit") / "best.pt", dataclasses.replace(TINY, queries="vit"))
+
+
+@pytest.fixture(scope="module")
+def seg_vit(ckpt_vit: Path) -> Segmenter:
+    return Segmenter.from_checkpoint(ckpt_vit, device="cpu")
+
+
+def test_without_vit_no_visual_tokens(seg: Segmenter) -> None:
+    assert seg.visual is None and seg.model_cfg.queries == "pixel"
+    assert seg.encode_image(_photo(50, 80)).tokens is None
+
+
+def test_encode_once_then_many_prompts(seg_vit: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+    seg = seg_vit
     calls = {"visual": 0, "text": 0}
     visual_forward, text_forward = seg.visual.forward, seg.text.forward
 
@@ -107,7 +124,7 @@ def test_encode_once_then_many_prompts(seg: Segmenter, monkeypatch: pytest.Monke
     second = seg.predict_encoded(encoded, "taped joint", threshold=0.4, return_attention=True)
     again = seg.predict_encoded(encoded, "hairline crack", threshold=0.9)
     assert calls == {"visual": 1, "text": 2}  # one ViT pass; text features cached per prompt
-    assert second.attention.shape == (8, 196, 77)
+    assert second.attention.shape == (8, 196, 77)  # ViT queries: 14 x 14 patches
     np.testing.assert_allclose(first.prob, again.prob)
     assert again.mask.sum() <= first.mask.sum()
     direct = seg.predict([_photo(50, 80)], "hairline crack")[0]
@@ -160,7 +177,8 @@ def test_bad_checkpoints_and_device(ckpt: Path, tmp_path: Path) -> None:
         Segmenter.from_checkpoint(ckpt, device="tpu")
 
 
-def test_encoder_override_must_match_checkpoint(ckpt: Path, tmp_path: Path) -> None:
+def test_encoder_override_must_match_checkpoint(ckpt_vit: Path, tmp_path: Path) -> None:
+    ckpt = ckpt_vit
     same = Segmenter.from_checkpoint(ckpt, device="cpu", visual_weights="random", text_weights="random")
     assert same.model_cfg.visual_weights == "random"
     import timm

@@ -46,7 +46,9 @@ def make_dataset(root: Path, cls: str, n_train: int = N_TRAIN, n_valid: int = N_
 def tiny_configs(roots: dict[str, Path], decoder: str = "refine", **train_kwargs) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     """Configs for a fast CPU run: tiny ViT, narrow decoder, batch 4."""
     data_cfg = DataConfig(roots={c: str(r) for c, r in roots.items()}, negative_rate=0.3)
-    model_cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder=decoder, dim=64, heads=4, refine_width=8, refine_size=64, visual_weights="random", text_weights="random")
+    # the pretrained pixel encoder (refine) with ViT queries, so the ViT feature cache is exercised too
+    model_cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder=decoder, dim=64, heads=4, refine_width=8, refine_size=64,
+                            visual_weights="random", text_weights="random", queries="vit")
     train_cfg = TrainConfig(**{"epochs": 3, "batch_size": 4, "lr": 3e-3, "save_interval": 2, "device": "cpu", **train_kwargs})
     return data_cfg, model_cfg, train_cfg
 

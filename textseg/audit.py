@@ -1,6 +1,10 @@
-"""Dataset audit: counts, unreadable files, mask checks, and copies of one photo in two splits.
+"""Dataset audit: counts, unreadable files, mask checks, and copies or re-shots of one photo in two splits.
 
-Near-duplicates are found by content in four stages (`find_near_duplicates`):
+Pairs of related images come in two kinds: COPY, one photo augmented (flip, rotation, crop,
+brightness: the same pixels under an affine map), and SAME_SCENE, another shot of the same scene
+(a moment later, from a slightly different spot: many features match, but perspective and parallax
+leave no affine map that aligns the pixels). Both leak an evaluation. They are found by content in
+four stages (`find_photo_pairs`; `find_near_duplicates` keeps the copies):
 
 1. Shortlist. Every image gets a small global descriptor (8x8 grayscale and log-gradient thumbnails
    over the pixels that are not black fill, contrast-normalised), computed for all 8 flips and
@@ -19,17 +23,19 @@ Near-duplicates are found by content in four stages (`find_near_duplicates`):
    too, but differs by perspective and parallax, which no affine map undoes. So a copy needs edge
    agreement (median gradient correlation of the textured blocks) of at least `min_alignment`, and
    local shifts (phase correlation of 32-px blocks) that one affine field explains to within
-   `max_misfit` pixels (at 400 px): copies leave a few tenths of a pixel, other shots more.
+   `max_misfit` pixels (at 400 px): copies leave a few tenths of a pixel, other shots more. A pair
+   of stage 2 that fails this check is another shot of the same scene.
 4. Second pass. Plain, speckled boards give few ORB matches at `side` px, too few for stage 2. A
    query image left without a copy has its candidates that stage 2 found a plausible affine for
    (however few inliers) verified again, in the orientation (mirrored or not) found there, with more
    ORB features at `fine_side` px; the alignment is still checked at `side` px (its thresholds are
    set there), with the finer, more precise affine.
-Of the pairs both passes confirm, an image keeps those with at least `keep_ratio` of the inliers of
-its best match, so a second photo of the same scene does not ride along with the true copy.
+A pair found in both passes keeps the better kind (copy). A copy with less than `keep_ratio` of the
+inliers of its images' best copies counts as another shot of the scene that aligns well enough to
+ride along with the true copy.
 
 The reported distance is 1 - inliers / min(keypoints of a, keypoints of b): about 0 for identical
-files, close to 1 for copies that share only a small part. Measured recall/precision and speed on
+files, close to 1 for pairs that share only a small part. Measured recall/precision and speed on
 the real Roboflow sample: benchmarks/bench_audit.py (results in benchmarks/audit_results.md).
 """
 
@@ -42,6 +48,7 @@ import shutil
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -49,7 +56,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from textseg.data import Sample, available_splits, detect_layout, list_samples, load_target
+from textseg.data import GROUPS_FILE, Sample, available_splits, detect_layout, list_samples, load_target
 from textseg.images import ImageReadError, atomic_path, is_image_file, load_image, save_json
 from textseg.labels import class_from_keywords
 from textseg.prompts import normalise_class
@@ -59,6 +66,9 @@ logger = logging.getLogger(__name__)
 THUMB = 8  # side of the shortlist thumbnails
 TINY_FRACTION = 0.001  # a non-empty mask below this foreground fraction is "tiny"
 HIST_BINS = 20
+COPY = "copy"  # one photo, augmented (flip, rotation, crop, colour): the same pixels under an affine map
+SAME_SCENE = "same_scene"  # another shot of one scene: many features match, but no affine map aligns the pixels
+KINDS = (COPY, SAME_SCENE)
 _BLACK = 10  # gray level at or below which a pixel counts as rotation fill or cutout
 
 
@@ -353,12 +363,22 @@ def _scaled(match: _Match, factor: float) -> _Match:
 
 
 class _Pair(NamedTuple):
-    """A confirmed copy: query and candidate indices, RANSAC inliers and the fewer keypoints of the two."""
+    """A verified pair: query and candidate indices, RANSAC inliers, the fewer keypoints of the two, and its kind."""
 
     i: int
     j: int
     inliers: int
     keypoints: int
+    kind: str
+
+
+class PhotoPair(NamedTuple):
+    """Two files of one photo (kind COPY) or of one scene (kind SAME_SCENE); distance 0 for identical files."""
+
+    a: Path
+    b: Path
+    distance: float
+    kind: str
 
 
 def _verify_all(feats: Mapping[int, _Features], pairs: Mapping[tuple[int, int], bool | None], side: int,
@@ -368,16 +388,17 @@ def _verify_all(feats: Mapping[int, _Features], pairs: Mapping[tuple[int, int], 
                      total=len(pairs), desc=f"verify candidates at {side} px", disable=len(pairs) < 500))
 
 
-def _confirm(files: list[Path], feats: Mapping[int, _Features], pairs: list[tuple[int, int]], matches: list[_Match],
-             side: int, align_side: int, min_inliers: int, min_alignment: float, max_misfit: float,
-             pool: ThreadPoolExecutor) -> list[_Pair]:
-    """The pairs whose match (found at `side` px) has `min_inliers` and passes the alignment check at `align_side` px."""
+def _classify(files: list[Path], feats: Mapping[int, _Features], pairs: list[tuple[int, int]], matches: list[_Match],
+              side: int, align_side: int, min_inliers: int, min_alignment: float, max_misfit: float,
+              pool: ThreadPoolExecutor) -> list[_Pair]:
+    """The pairs whose match (found at `side` px) has `min_inliers`: copies where the alignment check at `align_side` px
+    passes, other shots of the same scene where it fails."""
     strong = [(ij, _scaled(m, align_side / side)) for ij, m in zip(pairs, matches) if m.inliers >= min_inliers]
     agreement = list(tqdm(pool.map(lambda c: _pair_alignment(files[c[0][0]], files[c[0][1]], c[1], align_side), strong),
                           total=len(strong), desc="align pairs", disable=len(strong) < 200))
-    return [_Pair(i, j, m.inliers, min(len(feats[i].points), len(feats[j].points)))
-            for ((i, j), m), (score, misfit) in zip(strong, agreement)
-            if score >= min_alignment and misfit <= max_misfit * align_side / 400]
+    return [_Pair(i, j, m.inliers, min(len(feats[i].points), len(feats[j].points)),
+                  COPY if score >= min_alignment and misfit <= max_misfit * align_side / 400 else SAME_SCENE)
+            for ((i, j), m), (score, misfit) in zip(strong, agreement)]
 
 
 def _keep_strong(scored: Sequence[tuple[int, ...]], ratio: float) -> list[tuple[int, ...]]:
@@ -389,7 +410,20 @@ def _keep_strong(scored: Sequence[tuple[int, ...]], ratio: float) -> list[tuple[
     return [pair for pair in scored if pair[2] >= ratio * best[pair[0]] or pair[2] >= ratio * best[pair[1]]]
 
 
-def find_near_duplicates(
+def _merge(found: Sequence[_Pair], keep_ratio: float) -> list[_Pair]:
+    """One pair per two images (a copy if any pass found one); a copy below `keep_ratio` of the inliers of both its
+    images' best copies is another shot of the scene riding along with the true copy."""
+    unique: dict[frozenset[int], _Pair] = {}
+    for pair in found:
+        key = frozenset((pair.i, pair.j))
+        if key not in unique or (pair.kind == COPY and unique[key].kind != COPY):
+            unique[key] = pair
+    copies = [p for p in unique.values() if p.kind == COPY]
+    strong = set(_keep_strong(copies, keep_ratio))
+    return [p if p.kind != COPY or p in strong else p._replace(kind=SAME_SCENE) for p in unique.values()]
+
+
+def find_photo_pairs(
     paths: Sequence[str | Path],
     groups: Sequence[str] | None = None,
     top_k: int = 20,
@@ -403,8 +437,8 @@ def find_near_duplicates(
     keep_ratio: float = 0.8,
     workers: int = 2,
     seed: int = 0,
-) -> list[tuple[Path, Path, float]]:
-    """Pairs (a, b, distance) of images that are copies of one photo, best first.
+) -> list[PhotoPair]:
+    """Pairs of images that are copies of one photo or other shots of one scene: copies first, each kind best first.
 
     With `groups` (one label per path, e.g. the split), only pairs from different groups are
     compared. Query images without a confirmed copy get the candidates for which the first pass found
@@ -414,7 +448,7 @@ def find_near_duplicates(
     paths = [Path(p) for p in paths]
     labels = np.asarray(list(groups) if groups is not None else [str(i) for i in range(len(paths))])
     if len(labels) != len(paths):
-        raise ValueError(f"find_near_duplicates: {len(paths)} paths but {len(labels)} group labels")
+        raise ValueError(f"find_photo_pairs: {len(paths)} paths but {len(labels)} group labels")
     is_query = np.zeros(len(paths), bool)
     is_query[_queries(labels)] = True
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -436,18 +470,23 @@ def find_near_duplicates(
     with ThreadPoolExecutor(max(1, workers)) as pool:
         coarse = dict(enumerate(feats))
         matches = _verify_all(coarse, dict.fromkeys(candidates), side, pool)
-        confirmed = _confirm(files, coarse, candidates, matches, side, side, **checks, pool=pool)
-        matched = {k for pair in confirmed for k in (pair.i, pair.j)}
+        found = _classify(files, coarse, candidates, matches, side, side, **checks, pool=pool)
+        matched = {k for pair in found if pair.kind == COPY for k in (pair.i, pair.j)}
         retry = {ij: m.mirrored for ij, m in zip(candidates, matches) if m.affine is not None and ij[0] not in matched}
         if fine_side and retry:  # queries without a copy: candidates with some geometric support, in finer detail
             fine = _pair_features(files, retry, fine_side, fine_features, pool)
             retry = {(q, c): mirrored for (q, c), mirrored in retry.items() if q in fine and c in fine}
-            confirmed += _confirm(files, fine, list(retry), _verify_all(fine, retry, fine_side, pool), fine_side, side,
-                                  **checks, pool=pool)
-    result = []
-    for i, j, n, keypoints in _keep_strong(confirmed, keep_ratio):
-        result.append((files[min(i, j)], files[max(i, j)], round(1.0 - n / max(keypoints, 1), 4)))
-    return sorted(result, key=lambda r: (r[2], str(r[0]), str(r[1])))
+            found += _classify(files, fine, list(retry), _verify_all(fine, retry, fine_side, pool), fine_side, side,
+                               **checks, pool=pool)
+    result = [PhotoPair(files[min(p.i, p.j)], files[max(p.i, p.j)], round(1.0 - p.inliers / max(p.keypoints, 1), 4), p.kind)
+              for p in _merge(found, keep_ratio)]
+    return sorted(result, key=lambda r: (KINDS.index(r.kind), r.distance, str(r.a), str(r.b)))
+
+
+def find_near_duplicates(paths: Sequence[str | Path], groups: Sequence[str] | None = None,
+                         **options: Any) -> list[tuple[Path, Path, float]]:
+    """Pairs (a, b, distance) of images that are copies of one photo, best first (`find_photo_pairs`' copies)."""
+    return [(p.a, p.b, p.distance) for p in find_photo_pairs(paths, groups, **options) if p.kind == COPY]
 
 
 # ----------------------------------------------------------------------------- dataset audit
@@ -537,6 +576,30 @@ def _histogram(fractions: list[float]) -> dict[str, list]:
     return {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
 
 
+def report_groups(report: Mapping[str, Any], kinds: Sequence[str] = KINDS) -> list[set[Path]]:
+    """Files that must stay on one side of a split (`textseg.data.collect_split`'s groups): each reported pair of `kinds`.
+
+    The audit compares files of different splits only: for a root with train/ alone, pairs from
+    `find_photo_pairs` over its files (`{a, b}` of each) serve the same purpose. Reports written
+    before pairs had a kind count their pairs as copies.
+    """
+    return [{Path(p["a"]), Path(p["b"])} for p in report["cross_split_duplicates"] if p.get("kind", COPY) in kinds]
+
+
+def write_photo_groups(root: str | Path, workers: int = 2, **options: Any) -> Path:
+    """Search the train images of a root for copies and other shots of one scene (any names) and write them to
+    ROOT/photo_groups.json, which every validation carve of the root then keeps on one side (textseg.data)."""
+    root = Path(root)
+    paths = [s.image for s in list_samples(root, "train", "crack")]  # the class does not matter for the search
+    pairs = find_photo_pairs(paths, workers=workers, **options)
+    rows = [{"a": str(p.a.relative_to(root)), "b": str(p.b.relative_to(root)), "kind": p.kind, "distance": p.distance}
+            for p in pairs]
+    save_json({"pairs": rows}, root / GROUPS_FILE, indent=1)
+    logger.info("%s: %d copies and %d other shots of one scene among %d train images", root,
+                sum(p.kind == COPY for p in pairs), sum(p.kind != COPY for p in pairs), len(paths))
+    return root / GROUPS_FILE
+
+
 def _ordered(a: Path, b: Path, split_of: dict[Path, str]) -> tuple[Path, Path]:
     """The pair with the earlier split (train < valid < test) first."""
     def rank(p: Path) -> tuple[int, str]:
@@ -551,7 +614,12 @@ def audit(
     workers: int = 2,
     **duplicate_options: Any,
 ) -> dict[str, Any]:
-    """Audit dataset roots: counts, unreadable files, mask sizes, empty/tiny masks, cross-split copies."""
+    """Audit dataset roots: counts, unreadable files, mask sizes, empty/tiny masks, cross-split copies and re-shots.
+
+    Each cross-split pair has a kind: COPY (one photo, augmented) or SAME_SCENE (another shot of the
+    scene). `leaked` counts, per later split, the files with a pair of either kind in an earlier
+    split (what `dedupe` drops); `leaked_by_kind` splits them by kind.
+    """
     report: dict[str, Any] = {"roots": [], "cross_split_duplicates": [], "tiny_fraction": TINY_FRACTION}
     for root, cls in parse_roots(roots).items():
         entry: dict[str, Any] = {"root": str(root), "class": cls, "splits": {}}
@@ -565,13 +633,15 @@ def audit(
         entry["foreground_histogram"] = _histogram(fractions)
         pairs = []
         if duplicates and len(entry["splits"]) > 1:
-            found = find_near_duplicates(paths, [split_of[p] for p in paths], workers=workers, **duplicate_options)
-            for a, b, distance in found:
+            found = find_photo_pairs(paths, [split_of[p] for p in paths], workers=workers, **duplicate_options)
+            for a, b, distance, kind in found:
                 a, b = _ordered(a, b, split_of)
-                pairs.append({"a": str(a), "b": str(b), "distance": distance, "split_a": split_of[a],
+                pairs.append({"a": str(a), "b": str(b), "distance": distance, "kind": kind, "split_a": split_of[a],
                               "split_b": split_of[b], "class": cls, "root": str(root)})
-        entry["leaked"] = {split: len({p["b"] for p in pairs if p["split_b"] == split}) for split in entry["splits"]
-                           if split != "train"}
+        later = [split for split in entry["splits"] if split != "train"]
+        entry["leaked"] = {split: len({p["b"] for p in pairs if p["split_b"] == split}) for split in later}
+        entry["leaked_by_kind"] = {kind: {split: len({p["b"] for p in pairs if p["split_b"] == split and p["kind"] == kind})
+                                          for split in later} for kind in KINDS}
         report["cross_split_duplicates"] += pairs
         report["roots"].append(entry)
     return report
@@ -586,19 +656,20 @@ def _is_inside(path: Path, folder: Path) -> bool:
 
 
 def dedupe(root: str | Path, out_dir: str | Path, report: dict[str, Any]) -> Path:
-    """Copy a dataset root to out_dir without the files of later splits that have a copy in an earlier one.
+    """Copy a dataset root to out_dir without the files of later splits that have a copy or another shot of their scene
+    in an earlier one.
 
-    For each cross-split pair of this root, the file of the later split (train < valid < test) is
-    dropped with its mask and label; a COCO json is filtered to the kept images. The source is never
-    modified. Returns out_dir.
+    For each cross-split pair of this root, of either kind, the file of the later split (train <
+    valid < test) is dropped with its mask and label; a COCO json is filtered to the kept images. The
+    source is never modified. Returns out_dir.
     """
     root, out_dir = Path(root), Path(out_dir)
     if _is_inside(out_dir, root) or _is_inside(root, out_dir):
         raise ValueError(f"--dedupe-to {out_dir}: must lie outside the dataset root {root} (and not contain it)")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"--dedupe-to {out_dir}: folder exists and is not empty; choose a new folder")
-    dropped = {Path(p["b"]).resolve() for p in report["cross_split_duplicates"]
-               if _is_inside(Path(p["b"]), root) and _is_inside(Path(p["a"]), root)}
+    pairs = [p for p in report["cross_split_duplicates"] if _is_inside(Path(p["b"]), root) and _is_inside(Path(p["a"]), root)]
+    dropped = {Path(p["b"]).resolve() for p in pairs}
     dropped_stems = {(d.relative_to(root.resolve()).parts[0], d.stem) for d in dropped}
     for source in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = source.relative_to(root)
@@ -613,7 +684,9 @@ def dedupe(root: str | Path, out_dir: str | Path, report: dict[str, Any]) -> Pat
             _write_filtered_coco(source, target, {d.name for d in dropped if d.parent == source.parent.resolve()})
         else:
             shutil.copy2(source, target)
-    logger.info("%s -> %s: %d leaked files dropped", root, out_dir, len(dropped))
+    logger.info("%s -> %s: %d leaked files dropped (%d with a copy, %d with another shot of the scene)", root, out_dir,
+                len(dropped), len({p["b"] for p in pairs if p.get("kind", COPY) == COPY}),
+                len({p["b"] for p in pairs if p.get("kind", COPY) == SAME_SCENE}))
     return out_dir
 
 
@@ -642,15 +715,30 @@ def summary(report: dict[str, Any]) -> str:
                 lines.append(f"        error: {s['error'].splitlines()[0]}")
             for bad in s["unreadable"][:5]:
                 lines.append(f"        unreadable: {bad['error']}")
-        leaked = ", ".join(f"{split} {n}" for split, n in entry["leaked"].items()) or "no other split"
-        lines.append(f"  files with a copy in an earlier split: {leaked}")
+        for kind, what in ((COPY, "a copy"), (SAME_SCENE, "another shot of the scene")):
+            leaked = ", ".join(f"{split} {n}" for split, n in entry["leaked_by_kind"][kind].items()) or "no other split"
+            lines.append(f"  files with {what} in an earlier split: {leaked}")
     pairs = report["cross_split_duplicates"]
-    lines.append(f"cross-split duplicate pairs: {len(pairs)}")
+    counts = ", ".join(f"{kind} {sum(p['kind'] == kind for p in pairs)}" for kind in KINDS)
+    lines.append(f"cross-split duplicate pairs: {len(pairs)} ({counts})")
     for p in pairs[:20]:
-        lines.append(f"  {p['split_a']}/{Path(p['a']).name}  ~  {p['split_b']}/{Path(p['b']).name}  ({p['distance']:.3f})")
+        lines.append(f"  {p['kind']:10s}  {p['split_a']}/{Path(p['a']).name}  ~  {p['split_b']}/{Path(p['b']).name}  "
+                     f"({p['distance']:.3f})")
     if len(pairs) > 20:
         lines.append(f"  ... and {len(pairs) - 20} more (see the JSON report)")
     return "\n".join(lines)
+
+
+def figure_pairs(pairs: Sequence[Mapping[str, Any]], max_pairs: int) -> list[Mapping[str, Any]]:
+    """Up to max_pairs pairs to show, both kinds alike (half each where both have enough), best first within a kind."""
+    by_kind = [[p for p in pairs if p["kind"] == kind] for kind in KINDS]
+    alternating = [p for row in zip_longest(*by_kind) for p in row if p is not None]  # copy, same scene, copy, ...
+    return sorted(alternating[:max_pairs], key=lambda p: KINDS.index(p["kind"]))
+
+
+def pair_label(pair: Mapping[str, Any]) -> str:
+    """Kind and distance of a reported pair, as the figure shows it."""
+    return f"{'copy' if pair['kind'] == COPY else 'same scene'}, distance {pair['distance']:.3f}"
 
 
 def audit_figure(report: dict[str, Any], path: str | Path, max_pairs: int = 4, title: str | None = None) -> Path:
@@ -660,7 +748,7 @@ def audit_figure(report: dict[str, Any], path: str | Path, max_pairs: int = 4, t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pairs = report["cross_split_duplicates"][:max_pairs]
+    pairs = figure_pairs(report["cross_split_duplicates"], max_pairs)
     rows = 1 + len(pairs)
     fig = plt.figure(figsize=(10, 3.2 * rows))
     grid = fig.add_gridspec(rows, 2)
@@ -687,7 +775,7 @@ def audit_figure(report: dict[str, Any], path: str | Path, max_pairs: int = 4, t
             ax.imshow(load_image(pair[key]))
             ax.set_title(f"{pair['split_' + key]}: {Path(pair[key]).name[:40]}", fontsize=8)
             ax.axis("off")
-        fig.axes[-1].text(-0.05, 0.5, f"distance {pair['distance']:.3f}", transform=fig.axes[-1].transAxes,
+        fig.axes[-1].text(-0.05, 0.5, pair_label(pair), transform=fig.axes[-1].transAxes,
                           ha="center", va="center", rotation=90, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -705,15 +793,20 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the full report here")
     parser.add_argument("--figure", type=Path, default=None, help="write a PNG: counts, foreground, duplicate pairs")
     parser.add_argument("--dedupe-to", type=Path, default=None, metavar="DIR",
-                        help="write a leak-free copy of each root to DIR/<root name>")
+                        help="write a leak-free copy of each root to DIR/<root name>: later-split files with a copy "
+                             "or another shot of the scene in an earlier split dropped")
     parser.add_argument("--no-duplicates", action="store_true", help="skip the cross-split duplicate search")
+    parser.add_argument("--photo-groups", action="store_true",
+                        help=f"also search the train images of each root for copies and re-shots and write ROOT/{GROUPS_FILE}: "
+                             "validation carves from train then keep them on one side")
     parser.add_argument("--top-k", type=int, default=20, help="candidates per image and shortlist descriptor (default 20)")
-    parser.add_argument("--min-inliers", type=int, default=12, help="geometric matches that make a copy (default 12)")
+    parser.add_argument("--min-inliers", type=int, default=12,
+                        help="geometric matches that make a copy or another shot of the scene (default 12)")
     parser.add_argument("--min-alignment", type=float, default=0.5,
                         help="edge agreement of the aligned pair that makes a copy, 0..1 (default 0.5)")
     parser.add_argument("--max-misfit", type=float, default=0.8,
                         help="local shifts left after the affine fit, pixels at 400 px, above which a pair is "
-                             "another shot, not a copy (default 0.8)")
+                             "another shot of the scene, not a copy (default 0.8)")
     parser.add_argument("--workers", type=int, default=2, help="threads (default 2)")
 
 
@@ -725,6 +818,9 @@ def run_cli(args: argparse.Namespace) -> int:
                    min_inliers=args.min_inliers, min_alignment=args.min_alignment,
                    max_misfit=args.max_misfit)
     print(summary(report))
+    if args.photo_groups:
+        for root in parse_roots(args.roots):
+            print(f"photo groups: {write_photo_groups(root, workers=args.workers)}")
     if args.json is not None:
         save_json(report, args.json, indent=1)
         print(f"report: {args.json}")

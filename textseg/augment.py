@@ -48,8 +48,8 @@ def _jitter(images: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tens
 
 
 def augment_batch(
-    images: torch.Tensor, masks: torch.Tensor, visual: torch.Tensor, params: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    images: torch.Tensor, masks: torch.Tensor, visual: torch.Tensor | None, params: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Zoom (B, 3, S, S) images, (B, 1, S, S) masks and (B, N, D) token grids alike, then colour-jitter the images.
 
     params is (B, 6) as draw_params returns; rows equal to IDENTITY leave their example unchanged.
@@ -58,10 +58,11 @@ def augment_batch(
     side, dx, dy = params[:, 0], params[:, 1], params[:, 2]
     theta = torch.zeros(len(params), 2, 3, device=images.device)
     theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = side, side, dx, dy
-    batch, tokens, dim = visual.shape
-    grid = math.isqrt(tokens)
-    grid_tokens = visual.transpose(1, 2).reshape(batch, dim, grid, grid)
-    visual = _zoom(grid_tokens, theta, "bilinear").reshape(batch, dim, tokens).transpose(1, 2)
+    if visual is not None:  # None: no ViT tokens (the pixel encoder sees the zoomed image itself)
+        batch, tokens, dim = visual.shape
+        grid = math.isqrt(tokens)
+        grid_tokens = visual.transpose(1, 2).reshape(batch, dim, grid, grid)
+        visual = _zoom(grid_tokens, theta, "bilinear").reshape(batch, dim, tokens).transpose(1, 2)
     masks = _zoom(masks.float(), theta, "bilinear").gt(0.5).to(masks.dtype)
     images = _jitter(_zoom(images, theta, "bilinear"), params[:, 3], params[:, 4], params[:, 5])
     return images, masks, visual

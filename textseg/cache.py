@@ -48,7 +48,7 @@ class FeatureCache:
 
     def __init__(
         self,
-        visual: nn.Module,
+        visual: nn.Module | None,
         text: nn.Module,
         mode: str = "memory",
         directory: str | Path | None = None,
@@ -64,7 +64,7 @@ class FeatureCache:
         self.visual, self.text, self.mode = visual, text, mode
         self.device = torch.device(device)
         self.batch_size, self.image_size, self.amp_dtype = batch_size, image_size, amp_dtype
-        self.visual_id = identity_hash(visual.identity)
+        self.visual_id = identity_hash(visual.identity) if visual is not None else ""
         self.text_id = identity_hash(text.identity)
         self.stats = {"visual_hits": 0, "visual_misses": 0, "text_hits": 0, "text_misses": 0}
         self._visual: dict[str, torch.Tensor] = {}  # key -> (196, D) float16 on device (memory mode)
@@ -153,8 +153,11 @@ class FeatureCache:
         return features.float(), padding.to(self.device)
 
     # ---- lookups ----------------------------------------------------------------------------
-    def visual_tokens(self, images: torch.Tensor, paths: Sequence[str], flips: Sequence[int]) -> torch.Tensor:
-        """Visual tokens (B, 196, Dv) float32 of a batch of model-size images (already flipped as `flips` says)."""
+    def visual_tokens(self, images: torch.Tensor, paths: Sequence[str], flips: Sequence[int]) -> torch.Tensor | None:
+        """Visual tokens (B, 196, Dv) float32 of a batch of model-size images (already flipped as `flips` says);
+        None when there is no visual encoder (the decoder's pixel encoder queries the text)."""
+        if self.visual is None:
+            return None
         if self.mode == "none":
             self.stats["visual_misses"] += len(paths)
             return self._encode_images(images)
@@ -211,7 +214,7 @@ class FeatureCache:
         `dataset` yields dicts with "image" (3, S, S) unflipped and "path"; flip 1 is the horizontal
         mirror (torch.flip on the last dim), as textseg.data.SegDataset applies it.
         """
-        if self.mode == "none":
+        if self.mode == "none" or self.visual is None:
             return []
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=0)
         keys: list[str] = []

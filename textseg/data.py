@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +35,15 @@ logger = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 _ROBOFLOW_SUFFIX = re.compile(r"[_-](jpe?g|png|bmp|webp|tiff?)$", re.IGNORECASE)
+# Names cameras write. DCF counter: four characters (not all digits), then the four-digit counter.
+_COUNTER_NAME = re.compile(r"(?P<prefix>(?=\d{0,3}[A-Za-z_])[A-Za-z0-9_]{4})(?P<number>\d{4})(?!\d)")
+# Date-time: optional letters (IMG_, PXL_, VID_), YYYYMMDD, then HHMMSS (phones; milliseconds may follow).
+_DATE_TIME_NAME = re.compile(r"(?P<prefix>[A-Za-z]*[_-]?)(?P<date>(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))"
+                             r"[_-]?(?P<time>(?:[01]\d|2[0-3])[0-5]\d[0-5]\d)")
+# Shots this close are taken as one scene: re-shots of one board come a few frames (IMG_8220, IMG_8222) or seconds
+# apart; wider gaps chain whole sessions into groups too big to hold back (benchmarks/audit_results.md).
+SEQUENCE_GAP = 3  # camera counter
+SEQUENCE_SECONDS = 30  # date-time names
 
 
 class DatasetError(ValueError):
@@ -221,8 +232,48 @@ def photo_key(path: str | Path) -> str:
     return Path(name).stem
 
 
+class Shot(NamedTuple):
+    """A photo's place in the camera sequence that wrote it."""
+
+    sequence: str  # camera counter prefix (IMG_), or prefix and date (IMG_20220627)
+    position: int  # counter, or second of the day
+    gap: int  # positions at most this far apart are taken as one scene
+
+
+def camera_shot(key: str) -> Shot | None:
+    """The camera sequence and position of a photo key a camera wrote, else None.
+
+    Counter names (DCF: four characters, then a four-digit counter: IMG_8220, DSC01234, P1010001)
+    give the counter and SEQUENCE_GAP; date-time names (IMG_20220627_111136, PXL_20220627_111136123)
+    give the second of the day and SEQUENCE_SECONDS. Other numbered names (dataset enumerations,
+    synthetic `synth_cracks_train_00012`, renamed `2000x1500_9_resized`) are not shot order: None.
+    """
+    stamp = _DATE_TIME_NAME.match(key)
+    if stamp:
+        hours, minutes, seconds = (int(stamp["time"][k:k + 2]) for k in (0, 2, 4))
+        return Shot(f"{stamp['prefix'].upper()}{stamp['date']}", 3600 * hours + 60 * minutes + seconds, SEQUENCE_SECONDS)
+    counter = _COUNTER_NAME.match(key)
+    if counter:
+        return Shot(counter["prefix"].upper(), int(counter["number"]), SEQUENCE_GAP)
+    return None
+
+
+def _sequence_links(keys: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs of photo keys of one camera sequence within its gap, each shot linked to the next."""
+    sequences: dict[tuple[str, int], list[tuple[int, str]]] = {}
+    for key in sorted(set(keys)):
+        shot = camera_shot(key)
+        if shot is not None:
+            sequences.setdefault((shot.sequence, shot.gap), []).append((shot.position, key))
+    links = []
+    for (_, gap), shots in sequences.items():
+        shots.sort()
+        links += [(a, b) for (n, a), (m, b) in zip(shots, shots[1:]) if m - n <= gap]
+    return links
+
+
 def _photo_groups(samples: Sequence[Sample], groups: Sequence[set[Path]] | None) -> list[str]:
-    """Group key per sample: its photo key, merged (union-find) with any extra groups of copies."""
+    """Group key per sample: its photo key, merged (union-find) with camera-sequence neighbours and any extra groups."""
     keys = [f"{s.cls}/{photo_key(s.image)}" for s in samples]
     parent = {k: k for k in keys}
 
@@ -232,35 +283,75 @@ def _photo_groups(samples: Sequence[Sample], groups: Sequence[set[Path]] | None)
             k = parent[k]
         return k
 
-    by_path = {Path(s.image): k for s, k in zip(samples, keys)}
-    for group in groups or []:
-        members = sorted(find(by_path[Path(p)]) for p in group if Path(p) in by_path)
-        for m in members[1:]:
-            parent[find(m)] = find(members[0])
+    def join(members: Sequence[str]) -> None:
+        roots = sorted({find(m) for m in members})
+        for r in roots[1:]:
+            parent[r] = roots[0]
+
+    for cls in sorted({s.cls for s in samples}):
+        for a, b in _sequence_links([photo_key(s.image) for s in samples if s.cls == cls]):
+            join([f"{cls}/{a}", f"{cls}/{b}"])
+    if groups:  # resolved: a report written with a relative root still matches the samples of an absolute one
+        by_path = {Path(s.image).resolve(): k for s, k in zip(samples, keys)}
+        for group in groups:
+            join([by_path[r] for r in (Path(p).resolve() for p in group) if r in by_path])
     return [find(k) for k in keys]
+
+
+def _held_back(sizes: Mapping[str, int], val_fraction: float, seed: int) -> set[str]:
+    """Groups for validation: in seeded hash order, each taken while it brings the images held back closer to
+    val_fraction of all; at least one group on each side when there are two or more."""
+    ranked = sorted(sizes, key=lambda k: hashlib.sha1(f"{seed}:{k}".encode()).hexdigest())
+    target = val_fraction * sum(sizes.values())
+    chosen, held = set(), 0
+    for key in ranked:
+        if held + sizes[key] / 2 <= target:
+            chosen.add(key)
+            held += sizes[key]
+    if val_fraction > 0 and not chosen and len(ranked) >= 2:  # every group is bigger than twice the target
+        chosen = {min(ranked, key=lambda k: sizes[k])}
+    if len(chosen) == len(ranked) and len(ranked) >= 2:
+        chosen.discard(ranked[-1])
+    return chosen
 
 
 def split_train_val(samples: Sequence[Sample], val_fraction: float, seed: int,
                     groups: Sequence[set[Path]] | None = None) -> tuple[list[Sample], list[Sample]]:
-    """Deterministic train/val split by photo (per class), so copies of one photo stay on one side."""
+    """Deterministic train/val split by photo group (per class): copies of one photo, shots of one camera sequence and
+    any extra `groups` (e.g. `textseg.audit.report_groups`) stay on one side; val_fraction counts images."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction {val_fraction} must be in [0, 1)")
     keys = _photo_groups(samples, groups)
     val_keys: set[str] = set()
     for cls in sorted({s.cls for s in samples}):
-        cls_keys = sorted({k for s, k in zip(samples, keys) if s.cls == cls})
-        n_val = round(len(cls_keys) * val_fraction)
-        if val_fraction > 0 and len(cls_keys) >= 2:
-            n_val = min(max(n_val, 1), len(cls_keys) - 1)
-        ranked = sorted(cls_keys, key=lambda k: hashlib.sha1(f"{seed}:{k}".encode()).hexdigest())
-        val_keys |= set(ranked[:n_val])
+        sizes = Counter(k for s, k in zip(samples, keys) if s.cls == cls)
+        val_keys |= _held_back(sizes, val_fraction, seed)
     train = [s for s, k in zip(samples, keys) if k not in val_keys]
     val = [s for s, k in zip(samples, keys) if k in val_keys]
     return train, val
 
 
-def collect_split(roots: dict[str, str | Path], split: str, val_fraction: float = 0.15, seed: int = 0) -> list[Sample]:
-    """Samples of a split over {class: root}; without valid/, "valid" is a photo-grouped part carved from train."""
+GROUPS_FILE = "photo_groups.json"
+"""Written into a dataset root by `textseg audit ROOT --photo-groups`: pairs of its files that are copies of one photo
+or shots of one scene under unrelated names, which every validation carve of the root keeps on one side."""
+
+
+def read_photo_groups(root: str | Path) -> list[set[Path]]:
+    """The pairs of ROOT/photo_groups.json as groups for split_train_val ([] when the root has none)."""
+    path = Path(root) / GROUPS_FILE
+    if not path.is_file():
+        return []
+    try:
+        pairs = json.loads(path.read_text())["pairs"]
+        return [{(Path(root) / p["a"]).resolve(), (Path(root) / p["b"]).resolve()} for p in pairs]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path}: not a photo-groups file ({exc}); rewrite it with `textseg audit {root} --photo-groups`") from exc
+
+
+def collect_split(roots: dict[str, str | Path], split: str, val_fraction: float = 0.15, seed: int = 0,
+                  groups: Sequence[set[Path]] | None = None) -> list[Sample]:
+    """Samples of a split over {class: root}; without valid/, "valid" is a photo-grouped part carved from train
+    (`split_train_val`, with the extra `groups` of files that must stay together)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     out: list[Sample] = []
@@ -270,7 +361,7 @@ def collect_split(roots: dict[str, str | Path], split: str, val_fraction: float 
         if split in present and not (split == "train" and "valid" not in present):
             out.extend(list_samples(root, split, cls))
         elif split in ("train", "valid") and "train" in present:
-            train, val = split_train_val(list_samples(root, "train", cls), val_fraction, seed)
+            train, val = split_train_val(list_samples(root, "train", cls), val_fraction, seed, [*(groups or []), *read_photo_groups(root)])
             logger.info("%s: no valid/ split; holding back %d of %d train images as valid", root, len(val), len(train) + len(val))
             out.extend(train if split == "train" else val)
         else:

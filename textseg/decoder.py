@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from textseg import CLASSES, MODEL_SIZE
 from textseg.config import ModelConfig
+from textseg.backbone import NONE, PixelEncoder
 from textseg.encoders import seeded
 
 DECODERS: tuple[str, ...] = ("seed", "refine")
@@ -99,10 +101,17 @@ class RunningStandardizer(nn.Module):
 
     @torch.no_grad()
     def _update(self, x: torch.Tensor) -> None:
-        """Fold a batch's statistics into the running ones (the first batch of >1 rows sets them)."""
-        if x.shape[0] < 2:
+        """Fold a batch's statistics into the running ones (the first batch of >1 rows sets them); under DDP the
+        statistics are those of the global batch, so several processes train exactly like one."""
+        sums = torch.cat([x.double().sum(0), x.double().square().sum(0), x.new_tensor([x.shape[0]], dtype=torch.float64)])
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(sums)
+        dim, count = x.shape[1], float(sums[-1])
+        if count < 2:
             return
-        mean, var = x.mean(0), x.var(0, unbiased=False)
+        mean = sums[:dim] / count
+        var = (sums[dim : 2 * dim] / count - mean.square()).clamp_min(0.0)
+        mean, var = mean.to(self.mean.dtype), var.to(self.var.dtype)
         if not bool(self.initialised):
             self.mean.copy_(mean)
             self.var.copy_(var)
@@ -179,22 +188,40 @@ def logit_from_log_prob(log_q: torch.Tensor) -> torch.Tensor:
     return log_q - torch.where(log_q > half, near_one, small)
 
 
-class ImageClassifier(nn.Module):
+class PooledHead(nn.Module):
+    """Class logits from a feature map's mean and max, plus the standardised mean visual token when there is one."""
+
+    def __init__(self, channels: int, visual_dim: int, num_classes: int = len(CLASSES)) -> None:
+        super().__init__()
+        self.tokens = RunningStandardizer(visual_dim) if visual_dim else None
+        self.head = nn.Linear(2 * channels + visual_dim, num_classes)
+
+    def classify(self, features: torch.Tensor, visual: torch.Tensor | None) -> torch.Tensor:
+        """(B, C, h, w), (B, N, Dv) or None -> (B, K) logits."""
+        pooled = [features.float().mean(dim=(2, 3)), features.float().amax(dim=(2, 3))]
+        if self.tokens is not None:
+            if visual is None:
+                raise ValueError("this decoder was built with visual tokens; pass them")
+            pooled.append(self.tokens(visual.float().mean(1)))
+        return self.head(torch.cat(pooled, dim=1))
+
+    def forward(self, features: torch.Tensor, visual: torch.Tensor | None) -> torch.Tensor:
+        """(B, C, h, w), (B, N, Dv) or None -> (B, K) logits."""
+        return self.classify(features, visual)
+
+
+class ImageClassifier(PooledHead):
     """Which classes an image shows (multi-label logits), never from the prompt: a small CNN over the pixels plus
     the standardised mean of the frozen visual tokens."""
 
     def __init__(self, visual_dim: int, num_classes: int = len(CLASSES), width: int = 16, stages: int = 5) -> None:
-        super().__init__()
         widths = [3] + [width * 2 ** min(i, 3) for i in range(stages)]  # 3, w, 2w, 4w, 8w, 8w: 224 -> 7
+        super().__init__(widths[-1], visual_dim, num_classes)
         self.features = nn.Sequential(*(_conv(c_in, c_out, stride=2) for c_in, c_out in zip(widths[:-1], widths[1:])))
-        self.tokens = RunningStandardizer(visual_dim)
-        self.head = nn.Linear(2 * widths[-1] + visual_dim, num_classes)
 
-    def forward(self, image: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) in [0, 1], (B, N, Dv) -> (B, K) logits."""
-        x = self.features(image * 2 - 1)  # (B, 8w, S/32, S/32)
-        pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3)), self.tokens(visual.float().mean(1))], dim=1)
-        return self.head(pooled)
+    def forward(self, image: torch.Tensor, visual: torch.Tensor | None) -> torch.Tensor:
+        """(B, 3, S, S) in [0, 1], (B, N, Dv) or None -> (B, K) logits."""
+        return self.classify(self.features(image * 2 - 1), visual)  # features (B, 8w, S/32, S/32)
 
 
 class ClassMatchHead(nn.Module):
@@ -205,13 +232,15 @@ class ClassMatchHead(nn.Module):
     have to be learned from the negative examples alone.
     """
 
-    def __init__(self, visual_dim: int, embed_dim: int, num_classes: int = len(CLASSES), width: int = 16) -> None:
+    def __init__(self, visual_dim: int, embed_dim: int, num_classes: int = len(CLASSES), width: int = 16,
+                 image: nn.Module | None = None) -> None:
         super().__init__()
         self.prompt = nn.Linear(embed_dim, num_classes)
-        self.image = ImageClassifier(visual_dim, num_classes, width)
+        self.image = image if image is not None else ImageClassifier(visual_dim, num_classes, width)
 
-    def forward(self, image: torch.Tensor, visual: torch.Tensor, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, 3, S, S), (B, N, Dv), (B, E) -> {"presence": (B,), "prompt_class": (B, K), "image_class": (B, K)} (logits)."""
+    def forward(self, image: torch.Tensor, visual: torch.Tensor | None, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        """image (B, 3, S, S) or a feature map (what self.image takes), (B, N, Dv) or None, (B, E) ->
+        {"presence": (B,), "prompt_class": (B, K), "image_class": (B, K)} (logits)."""
         prompt_class, image_class = self.prompt(embedding), self.image(image, visual)  # (B, K) each
         log_p = torch.logsumexp(F.log_softmax(prompt_class.float(), 1) + F.logsigmoid(image_class.float()), 1)  # (B,)
         return {"presence": logit_from_log_prob(log_p), "prompt_class": prompt_class, "image_class": image_class}
@@ -222,7 +251,45 @@ def gate_logits(pixel_logits: torch.Tensor, presence_logit: torch.Tensor) -> tor
     return logit_from_log_prob(F.logsigmoid(pixel_logits.float()) + F.logsigmoid(presence_logit.float())[:, None, None, None])
 
 
-class RefineDecoder(nn.Module):
+class _PromptedUNet(nn.Module):
+    """What both refine decoders share: the input check, the bottleneck where the cross-attention context joins, the
+    FiLM-modulated climb back up, and the gated output. Subclasses define the modules these steps use."""
+
+    image_size: int
+
+    def _input(self, image: torch.Tensor | None) -> torch.Tensor:
+        """The image (B, 3, S, S) in [0, 1] at the branch's resolution."""
+        if image is None:
+            raise ValueError("the refine decoder needs the image (B, 3, S, S) in [0, 1]; pass image=")
+        if image.shape[-2:] != (self.image_size, self.image_size):
+            image = F.interpolate(image, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
+        return image
+
+    def _bottom(self, x: torch.Tensor, context: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """Deepest features (B, C, S/16, S/16) + cross-attention context + global context, then the bottleneck."""
+        if context.shape[-2:] != x.shape[-2:]:
+            context = F.interpolate(context, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        x = x + self.fuse(context) + self.global_context(x.mean(dim=(2, 3)))[:, :, None, None]
+        return self.film_bottleneck(self.bottleneck(x), embedding)
+
+    def _climb(self, x: torch.Tensor, skips: list[torch.Tensor], embedding: torch.Tensor) -> torch.Tensor:
+        """Up through the skip levels, deepest first; returns the finest level's features."""
+        for i in reversed(range(len(self.up))):
+            x = F.interpolate(self.lateral[i](x), size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
+            x = self.film_up[i](self.up[i](x + self.skip[i](skips[i])), embedding)  # (B, dec[i], ...)
+        return x
+
+    @staticmethod
+    def _output(pixel_logits: torch.Tensor, match: dict[str, torch.Tensor], attention: torch.Tensor,
+                return_attention: bool, return_aux: bool) -> torch.Tensor | tuple:
+        """Pixel logits at model size, gated by the presence; with attention and aux when asked."""
+        if pixel_logits.shape[-2:] != (MODEL_SIZE, MODEL_SIZE):
+            pixel_logits = F.interpolate(pixel_logits, size=(MODEL_SIZE,) * 2, mode="bilinear", align_corners=False)
+        logits = gate_logits(pixel_logits, match["presence"])
+        return _finish(logits, attention, {**match, "pixel_logits": pixel_logits}, return_attention, return_aux)
+
+
+class RefineDecoder(_PromptedUNet):
     """Seed cross-attention context fused into a text-conditioned (FiLM) U-Net over the image, with a presence gate.
 
     Encoder widths w, 2w, 4w, 8w at 1/2 ... 1/16 of the image side (a w/4-channel stem at full resolution);
@@ -282,10 +349,7 @@ class RefineDecoder(nn.Module):
         return_aux: bool = False,
     ) -> torch.Tensor | tuple:
         """Gated logits (B, 1, 224, 224); optionally attention (B, heads, 196, 77) and aux {"presence", "prompt_class", "image_class", "pixel_logits"}."""
-        if image is None:
-            raise ValueError("the refine decoder needs the image (B, 3, S, S) in [0, 1]; pass image=")
-        if image.shape[-2:] != (self.image_size, self.image_size):
-            image = F.interpolate(image, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
+        image = self._input(image)
         context, attention = self.context(visual, text, text_padding)  # (B, C, 14, 14)
         embedding = self.text(text, text_padding)  # (B, E)
         x = F.pixel_unshuffle(image * 2 - 1, self.fold)  # (B, 3 fold^2, S / fold, S / fold)
@@ -294,27 +358,105 @@ class RefineDecoder(nn.Module):
             x = film(block(x), embedding)  # (B, enc[i], S / (fold 2**i), ...)
             skips.append(x)
         skips.pop()  # the deepest level feeds the bottleneck
-        if context.shape[-2:] != x.shape[-2:]:
-            context = F.interpolate(context, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        x = x + self.fuse(context) + self.global_context(x.mean(dim=(2, 3)))[:, :, None, None]
-        x = self.film_bottleneck(self.bottleneck(x), embedding)  # (B, 8w, S/16, S/16)
-        for i in reversed(range(len(skips))):
-            x = F.interpolate(self.lateral[i](x), size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
-            x = self.film_up[i](self.up[i](x + self.skip[i](skips[i])), embedding)  # (B, dec[i], S / (fold 2**i), ...)
+        x = self._climb(self._bottom(x, context, embedding), skips, embedding)  # (B, dec[0], S / fold, S / fold)
         pixel_logits = F.pixel_shuffle(self.head(x), self.fold)  # (B, 1, S, S)
         match = self.presence(image, visual, embedding)  # presence (B,), prompt_class and image_class (B, K)
-        if pixel_logits.shape[-2:] != (MODEL_SIZE, MODEL_SIZE):
-            pixel_logits = F.interpolate(pixel_logits, size=(MODEL_SIZE,) * 2, mode="bilinear", align_corners=False)
-        logits = gate_logits(pixel_logits, match["presence"])
-        aux = {**match, "pixel_logits": pixel_logits}
-        return _finish(logits, attention, aux, return_attention, return_aux)
+        return self._output(pixel_logits, match, attention, return_attention, return_aux)
+
+
+class PixelRefineDecoder(_PromptedUNet):
+    """The refine decoder over a pretrained CNN pyramid (fine-tuned), with the cross-attention context and the gate.
+
+    The pixel encoder's features at 1/2 ... 1/32 of the side are FiLM-modulated by the prompt embedding; the 1/32
+    and 1/16 levels meet the cross-attention context at 1/16 (the bottleneck); a U-Net path climbs back to 1/2, where
+    4 logit channels are unfolded to full size (pixel shuffle). The cross-attention's queries are the ViT's patch
+    tokens when given, else (queries "pixel") the pixel encoder's own 1/16 and 1/32 features, before any prompt
+    modulation. The presence gate's image classifier pools the unmodulated 1/32 features.
+    """
+
+    def __init__(
+        self,
+        pixel: nn.Module,
+        visual_dim: int,
+        text_dim: int,
+        dim: int = 512,
+        heads: int = 8,
+        width: int = 32,
+        image_size: int = MODEL_SIZE,
+    ) -> None:
+        super().__init__()
+        if list(pixel.reductions) != [2, 4, 8, 16, 32]:
+            raise ValueError(f"pixel encoder must give features at strides 2..32, got {pixel.reductions}")
+        self.pixel, self.image_size = pixel, image_size
+        chans = list(pixel.channels)  # e.g. 16, 24, 48, 120, 352 for EfficientNet-Lite2
+        embed, context_dim, bottom = 4 * width, min(dim, 8 * width), 8 * width
+        dec = [max(8, width // 2), width, 2 * width]  # decoder channels at 1/2, 1/4, 1/8
+        self.context = CrossAttentionBlock(visual_dim or chans[3] + chans[4], text_dim, context_dim, heads, mlp_ratio=1.0)
+        self.text = TextConditioner(text_dim, embed)
+        self.film_down = nn.ModuleList(FiLM(embed, c) for c in chans)
+        self.reduce = nn.Conv2d(chans[3] + chans[4], bottom, 1)
+        self.fuse = nn.Conv2d(context_dim, bottom, 1)
+        self.global_context = nn.Linear(bottom, bottom)
+        self.bottleneck = nn.Sequential(_conv(bottom, bottom), _conv(bottom, bottom, dilation=2))
+        self.film_bottleneck = FiLM(embed, bottom)
+        self.presence = ClassMatchHead(visual_dim, embed, image=PooledHead(chans[4], visual_dim))
+        deeper = [*dec[1:], bottom]  # channels arriving from below at each decoder scale
+        self.lateral = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(deeper, dec))
+        self.skip = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(chans[:3], dec))
+        self.up = nn.ModuleList(_conv(c, c) for c in dec)
+        self.film_up = nn.ModuleList(FiLM(embed, c) for c in dec)
+        self.head = nn.Conv2d(dec[0], 4, 1)
+
+    def pixel_parameters(self) -> list[nn.Parameter]:
+        """The pretrained pixel encoder's parameters (trained at a lower rate)."""
+        return list(self.pixel.parameters())
+
+    def forward(
+        self,
+        visual: torch.Tensor | None,
+        text: torch.Tensor,
+        text_padding: torch.Tensor,
+        image: torch.Tensor | None = None,
+        return_attention: bool = False,
+        return_aux: bool = False,
+    ) -> torch.Tensor | tuple:
+        """Gated logits (B, 1, 224, 224); optionally attention (B, heads, N, 77) and aux {"presence", "prompt_class",
+        "image_class", "pixel_logits"}."""
+        image = self._input(image)
+        feats = self.pixel(image)  # (B, C_i, S / 2**(i+1), ...) for i = 0..4
+        deep = F.interpolate(feats[4], size=feats[3].shape[-2:], mode="bilinear", align_corners=False)
+        pyramid = torch.cat([feats[3], deep], dim=1)  # (B, C3 + C4, S/16, S/16)
+        queries = visual if visual is not None else pyramid.flatten(2).transpose(1, 2)  # (B, N, Dq)
+        context, attention = self.context(queries, text, text_padding)  # (B, C, g, g)
+        embedding = self.text(text, text_padding)  # (B, E)
+        skips = [film(x, embedding) for film, x in zip(self.film_down, feats)]
+        deep = F.interpolate(skips[4], size=skips[3].shape[-2:], mode="bilinear", align_corners=False)
+        x = self.reduce(torch.cat([skips[3], deep], dim=1))  # (B, 8w, S/16, S/16)
+        x = self._climb(self._bottom(x, context, embedding), skips[:3], embedding)  # (B, dec[0], S/2, S/2)
+        pixel_logits = F.pixel_shuffle(self.head(x), 2)  # (B, 1, S, S)
+        match = self.presence(feats[4], visual, embedding)
+        return self._output(pixel_logits, match, attention, return_attention, return_aux)
 
 
 def build_decoder(cfg: ModelConfig, visual_dim: int, text_dim: int) -> nn.Module:
-    """The decoder named by cfg.decoder, with parameters initialised from cfg.seed."""
+    """The decoder named by cfg.decoder (over cfg.pixel_encoder for refine), parameters initialised from cfg.seed.
+
+    visual_dim is 0 when no ViT tokens are used (queries "pixel").
+    """
+    cfg = cfg.resolved()
     with seeded(cfg.seed):
         if cfg.decoder == "seed":
             return SeedDecoder(visual_dim, text_dim, cfg.dim, cfg.heads)
-        if cfg.decoder == "refine":
+        if cfg.decoder == "refine" and cfg.pixel_encoder == NONE:
             return RefineDecoder(visual_dim, text_dim, cfg.dim, cfg.heads, cfg.refine_width, cfg.refine_size, cfg.refine_fold)
+        if cfg.decoder == "refine":
+            pixel = PixelEncoder(cfg.pixel_encoder, cfg.pixel_weights, cfg.seed)
+            return PixelRefineDecoder(pixel, visual_dim if cfg.queries == "vit" else 0, text_dim, cfg.dim, cfg.heads,
+                                      cfg.refine_width, cfg.refine_size)
     raise ValueError(f"unknown decoder {cfg.decoder!r}; choose one of {list(DECODERS)}")
+
+
+def pixel_identity(decoder: nn.Module) -> dict | None:
+    """Identity (name, weights, file hash) of a decoder's pretrained pixel encoder, None when it has none."""
+    pixel = getattr(decoder, "pixel", None)
+    return dict(pixel.identity) if pixel is not None else None

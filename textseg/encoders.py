@@ -83,7 +83,7 @@ def hub_offline() -> Iterator[None]:
         constants.HF_HUB_OFFLINE = previous
 
 
-def _resolve_weights(weights: str, flag: str) -> tuple[str, Path | None]:
+def resolve_weights(weights: str, flag: str) -> tuple[str, Path | None]:
     """Split a weights option into its kind ("pretrained", "random", "file") and the file path, if any."""
     if weights in (PRETRAINED, RANDOM):
         return weights, None
@@ -121,7 +121,7 @@ class VisualEncoder(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        kind, path = _resolve_weights(weights, "--visual-weights")
+        kind, path = resolve_weights(weights, "--visual-weights")
         self.vit = self._create(name, kind, path, seed)
         depth = len(self.vit.blocks)
         self.layers = self._resolve_layers(tuple(layers), depth)
@@ -160,7 +160,7 @@ class VisualEncoder(nn.Module):
         if not timm.is_model(name.split(".")[0]):
             raise ValueError(f"visual model {name!r} is not a timm model name (e.g. vit_base_patch16_224)")
         if kind == PRETRAINED:
-            return _timm_pretrained(name)
+            return timm_pretrained(name)
         with seeded(seed):
             model = timm.create_model(name, pretrained=False)
         if path is not None:
@@ -194,22 +194,22 @@ class VisualEncoder(nn.Module):
         return torch.cat(outputs, dim=-1)[:, prefix:]  # (B, 196, D * len(layers))
 
 
-def _timm_pretrained(name: str) -> nn.Module:
-    """timm.create_model(pretrained=True): local cache first, then the hub if it answers quickly."""
+def timm_pretrained(name: str, flag: str = "--visual-weights", **kwargs: Any) -> nn.Module:
+    """timm.create_model(pretrained=True, **kwargs): local cache first, then the hub if it answers quickly."""
     try:
         with hub_offline():
-            return timm.create_model(name, pretrained=True)
+            return timm.create_model(name, pretrained=True, **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
         log.debug("no cached pretrained weights for %s: %s", name, exc)
     if not host_reachable(HF_HOST):
-        raise _unavailable(f"timm {name}", "--visual-weights", f"{HF_HOST} is not reachable")
+        raise _unavailable(f"timm {name}", flag, f"{HF_HOST} is not reachable")
     try:
-        return timm.create_model(name, pretrained=True)
+        return timm.create_model(name, pretrained=True, **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
-        raise _unavailable(f"timm {name}", "--visual-weights", str(exc).splitlines()[0]) from exc
+        raise _unavailable(f"timm {name}", flag, str(exc).splitlines()[0]) from exc
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A tensor state dict from .safetensors or a torch file (optionally nested under 'state_dict'/'model')."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -230,7 +230,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _load_timm_file(model: nn.Module, path: Path) -> None:
     """Load a timm state dict into model; only classifier head keys may be missing or extra."""
-    state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("head.")}
+    state = {k: v for k, v in read_state_dict(path).items() if not k.startswith("head.")}
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -249,7 +249,7 @@ class TextEncoder(nn.Module):
 
     def __init__(self, name: str = "ViT-B/32", weights: str = RANDOM, seed: int = 0) -> None:
         super().__init__()
-        kind, path = _resolve_weights(weights, "--text-weights")
+        kind, path = resolve_weights(weights, "--text-weights")
         if kind == RANDOM:
             self._build_random(name, seed)
         else:
@@ -344,7 +344,7 @@ def _clip_load(name: str, path: Path | None) -> nn.Module:
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
                 state = torch.jit.load(str(path), map_location="cpu").state_dict()
         except RuntimeError:
-            state = _read_state_dict(path)
+            state = read_state_dict(path)
         try:
             return clip.model.build_model(dict(state)).float()
         except (RuntimeError, KeyError, ValueError) as exc:
@@ -363,13 +363,21 @@ def _clip_load(name: str, path: Path | None) -> nn.Module:
     return model.float()
 
 
-def build_encoders(cfg: ModelConfig) -> tuple[VisualEncoder, TextEncoder]:
-    """The frozen visual and text encoders named by a model config."""
-    visual = VisualEncoder(cfg.visual_model, cfg.visual_weights, tuple(cfg.visual_layers), cfg.seed)
+def build_encoders(cfg: ModelConfig) -> tuple[VisualEncoder | None, TextEncoder]:
+    """The frozen visual and text encoders named by a model config; no ViT (None) when queries resolve to "pixel"."""
+    visual = VisualEncoder(cfg.visual_model, cfg.visual_weights, tuple(cfg.visual_layers), cfg.seed) if cfg.uses_vit else None
     text = TextEncoder(cfg.text_model, cfg.text_weights, cfg.seed)
     return visual, text
 
 
-def encoder_identity(visual: VisualEncoder, text: TextEncoder) -> dict[str, dict[str, Any]]:
-    """What a checkpoint records about its encoders, so other encoders can be refused."""
-    return {"visual": dict(visual.identity), "text": dict(text.identity)}
+def visual_dim(visual: VisualEncoder | None) -> int:
+    """Width of the visual tokens the decoder takes (0 without a ViT)."""
+    return 0 if visual is None else visual.out_dim
+
+
+def encoder_identity(visual: VisualEncoder | None, text: TextEncoder, pixel: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a checkpoint records about its encoders (and the pixel encoder's initial weights), so others are refused."""
+    identity: dict[str, Any] = {"visual": dict(visual.identity) if visual is not None else None, "text": dict(text.identity)}
+    if pixel is not None:
+        identity["pixel"] = dict(pixel)
+    return identity

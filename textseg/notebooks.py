@@ -727,6 +727,40 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                         help="set a notebook parameter (repeatable; a name given twice makes a list)")
 
 
+EXPECTED_MIN_EPOCHS = 5
+EXPECTED_MIN_IOU = 0.25
+"""Below either, a finished training run is reported as far short of what the default model reaches (too little time,
+or a broken setting), so the main job does not end on a bare "ok"."""
+
+
+def training_verdict(run_dir: str | Path) -> str:
+    """One line on a training run folder: epochs, its best epoch's IoU per class and wrong-prompt rate, and a warning
+    when it ended far below what the model should reach."""
+    from textseg import CLASSES
+    from textseg.train import read_history
+
+    history = read_history(Path(run_dir) / "metrics.jsonl")
+    if not history:
+        return f"training: WARNING: {run_dir} holds no finished epoch"
+    best = max(history, key=lambda m: m["score"])
+    ious = {c: best[f"iou_{c}"] for c in CLASSES if f"iou_{c}" in best}
+    line = (f"training: {len(history)} epochs in {run_dir}, best epoch {best['epoch']}: IoU "
+            + ", ".join(f"{c} {v:.2f}" for c, v in ious.items()) + f"; wrong-prompt masks {best['negative_fp_rate']:.0%}")
+    short = [f"{c} IoU {v:.2f}" for c, v in ious.items() if v < EXPECTED_MIN_IOU]
+    if len(history) < EXPECTED_MIN_EPOCHS:
+        short.insert(0, f"only {len(history)} epochs")
+    if short:
+        line += (f"\ntraining: WARNING: far below what the model reaches ({', '.join(short)}; expected at least "
+                 f"{EXPECTED_MIN_EPOCHS} epochs and IoU {EXPECTED_MIN_IOU:.2f} per class): give it more time "
+                 "(-p max_minutes M) or check the data and settings")
+    return line
+
+
+def _parameter(name: str, overrides: dict[str, Any], notebook: Path) -> Any:
+    """A notebook parameter as a run gets it: the override, else the notebook's default."""
+    return overrides[name] if name in overrides else ast.literal_eval(declared_parameters(notebook)[name])
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Run the notebooks, print one line per notebook, exit 1 on the first failure."""
     notebooks = select_notebooks(list_notebooks(args.notebooks_dir), args.only)
@@ -737,6 +771,9 @@ def run_cli(args: argparse.Namespace) -> int:
                             notebooks_dir=args.notebooks_dir, work_dir=work)
     for result in results:
         print(result.summary())
+    trained = next((nb for nb, r in zip(notebooks, results) if r.ok and nb.stem.startswith("03")), None)
+    if trained is not None and not args.smoke:
+        print(training_verdict(_parameter("run_dir", overrides, trained)))
     skipped = [nb.stem for nb in notebooks[len(results):]]
     if skipped:
         print(f"not run: {', '.join(skipped)}")

@@ -34,6 +34,7 @@ from textseg import MODEL_SIZE
 from textseg.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
 from textseg.config import DataConfig, ModelConfig
 from textseg.images import ImageReadError, is_image_file, load_image, save_mask, save_rgb, to_rgb_array
+from textseg.model import build_model
 from textseg.precision import amp_dtype, autocast
 from textseg.train import resolve_device
 
@@ -77,7 +78,7 @@ class Prediction:
 class EncodedImage:
     """An image's visual tokens and model-size tensor, computed once and reused for every prompt."""
 
-    tokens: torch.Tensor  # (196, Dv) on the segmenter's device
+    tokens: torch.Tensor | None  # (196, Dv) on the segmenter's device; None without a ViT
     image: torch.Tensor  # (3, S, S) float in [0, 1] on the segmenter's device
     size: tuple[int, int]  # original (H, W)
     source: str = ""
@@ -153,7 +154,7 @@ class Segmenter:
 
     def __init__(
         self,
-        visual: torch.nn.Module,
+        visual: torch.nn.Module | None,
         text: torch.nn.Module,
         decoder: torch.nn.Module,
         model_cfg: ModelConfig,
@@ -164,7 +165,7 @@ class Segmenter:
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = amp_dtype(self.device, amp)  # as in training: bf16 on CUDA or a CPU with hardware bf16
-        self.visual = visual.to(self.device).eval()
+        self.visual = visual.to(self.device).eval() if visual is not None else None  # None: queries from the pixel encoder
         self.text = text.to(self.device).eval()
         self.decoder = decoder.to(self.device).eval()
         self.model_cfg = model_cfg
@@ -186,30 +187,28 @@ class Segmenter:
 
         `amp`: mixed precision as in training (None, the default), or forced on / off (False: float32).
         """
-        from textseg.decoder import build_decoder
-        from textseg.encoders import build_encoders, encoder_identity
-
         torch_device = resolve_device(device)
         payload = load_checkpoint(path)
         data_cfg, model_cfg, train_cfg = checkpoint_configs(payload)
         overrides = {k: v for k, v in (("visual_weights", visual_weights), ("text_weights", text_weights)) if v}
-        model_cfg = dataclasses.replace(model_cfg, **overrides)
-        visual, text = build_encoders(model_cfg)
-        check_encoders(payload, encoder_identity(visual, text), path)
-        decoder = build_decoder(model_cfg, visual.out_dim, text.out_dim)
-        load_decoder_state(decoder, payload["decoder"], path)
+        model = build_model(dataclasses.replace(model_cfg, **overrides))
+        check_encoders(payload, model.identity, path)
+        load_decoder_state(model.decoder, payload["decoder"], path)
         log.info("loaded %s (epoch %s, %s decoder) on %s", path, payload.get("epoch"), model_cfg.decoder, torch_device)
-        return cls(visual, text, decoder, model_cfg, data_cfg, torch_device, checkpoint=path, amp=train_cfg.amp if amp is None else amp)
+        return cls(model.visual, model.text, model.decoder, model.cfg, data_cfg, torch_device, checkpoint=path,
+                   amp=train_cfg.amp if amp is None else amp)
 
     # ------------------------------------------------------------------------------ encoding
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[ImageInput], sources: Sequence[str] | None = None) -> list[EncodedImage]:
-        """Encode a batch of images with one ViT forward; keeps each original size for upsampling."""
+        """Encode a batch of images with one ViT forward (none without a ViT); keeps each original size for upsampling."""
         rgbs = [to_rgb(img) for img in images]
         batch = torch.stack([image_tensor(rgb, self.image_size) for rgb in rgbs]).to(self.device)  # (B, 3, S, S)
-        with autocast(self.device, self.dtype):
-            tokens = self.visual(batch).float()  # (B, 196, Dv)
+        tokens: list[torch.Tensor | None] = [None] * len(rgbs)
+        if self.visual is not None:
+            with autocast(self.device, self.dtype):
+                tokens = list(self.visual(batch).float())  # B x (196, Dv)
         names = list(sources) if sources is not None else [_source_name(img, i) for i, img in enumerate(images)]
         return [
             EncodedImage(tokens=tokens[i], image=batch[i], size=rgb.shape[:2], source=names[i], rgb=rgb)
@@ -256,7 +255,7 @@ class Segmenter:
         if not encoded:
             return [], ([] if return_attention else None)
         texts = self.encode_prompts(prompts)
-        visual = torch.stack([e.tokens for e in encoded])  # (B, 196, Dv)
+        visual = None if encoded[0].tokens is None else torch.stack([e.tokens for e in encoded])  # (B, 196, Dv)
         images = torch.stack([e.image for e in encoded])  # (B, 3, S, S)
         text = torch.stack([t[0] for t in texts])  # (B, 77, Dt)
         padding = torch.stack([t[1] for t in texts])  # (B, 77)

