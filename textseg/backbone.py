@@ -124,7 +124,7 @@ class PixelEncoder(nn.Module):
 
     def train(self, mode: bool = True) -> "PixelEncoder":
         """Train the weights but keep batch-norm statistics at their ImageNet values: per-process batches of a few
-        images give noisy statistics, and frozen ones make several processes train exactly as one."""
+        images give noisy statistics, and frozen ones keep several processes' forward passes equal to one process's."""
         super().train(mode)
         for module in self.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):

@@ -102,7 +102,7 @@ class RunningStandardizer(nn.Module):
     @torch.no_grad()
     def _update(self, x: torch.Tensor) -> None:
         """Fold a batch's statistics into the running ones (the first batch of >1 rows sets them); under DDP the
-        statistics are those of the global batch, so several processes train exactly like one."""
+        statistics are those of the global batch, as one process would compute them."""
         sums = torch.cat([x.double().sum(0), x.double().square().sum(0), x.new_tensor([x.shape[0]], dtype=torch.float64)])
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             dist.all_reduce(sums)
