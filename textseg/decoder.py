@@ -407,9 +407,11 @@ class PixelRefineDecoder(_PromptedUNet):
         self.film_up = nn.ModuleList(FiLM(embed, c) for c in dec)
         self.head = nn.Conv2d(dec[0], 4, 1)
 
-    def pixel_parameters(self) -> list[nn.Parameter]:
-        """The pretrained pixel encoder's parameters (trained at a lower rate)."""
-        return list(self.pixel.parameters())
+    @staticmethod
+    def _pixel_queries(feats: list[torch.Tensor]) -> torch.Tensor:
+        """The 1/16 features with the 1/32 ones upsampled beside them, as tokens (B, (S/16)^2, C3 + C4)."""
+        deep = F.interpolate(feats[4], size=feats[3].shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([feats[3], deep], dim=1).flatten(2).transpose(1, 2)
 
     def forward(
         self,
@@ -424,9 +426,7 @@ class PixelRefineDecoder(_PromptedUNet):
         "image_class", "pixel_logits"}."""
         image = self._input(image)
         feats = self.pixel(image)  # (B, C_i, S / 2**(i+1), ...) for i = 0..4
-        deep = F.interpolate(feats[4], size=feats[3].shape[-2:], mode="bilinear", align_corners=False)
-        pyramid = torch.cat([feats[3], deep], dim=1)  # (B, C3 + C4, S/16, S/16)
-        queries = visual if visual is not None else pyramid.flatten(2).transpose(1, 2)  # (B, N, Dq)
+        queries = visual if visual is not None else self._pixel_queries(feats)  # (B, N, Dq)
         context, attention = self.context(queries, text, text_padding)  # (B, C, g, g)
         embedding = self.text(text, text_padding)  # (B, E)
         skips = [film(x, embedding) for film, x in zip(self.film_down, feats)]

@@ -515,7 +515,8 @@ def _out_of_time(start: float, max_minutes: float | None, info: Dist, device: to
 
 def build_optimizer(decoder: nn.Module, train_cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over the decoder; a pretrained pixel encoder's parameters train at lr * pixel_lr_scale (frozen at 0)."""
-    pixel = {id(p) for p in getattr(decoder, "pixel_parameters", list)()}
+    encoder = getattr(decoder, "pixel", None)  # the pretrained pixel encoder of PixelRefineDecoder
+    pixel = {id(p) for p in encoder.parameters()} if encoder is not None else set()
     if train_cfg.pixel_lr_scale < 0:
         raise ValueError(f"pixel_lr_scale {train_cfg.pixel_lr_scale} must be >= 0")
     if train_cfg.pixel_lr_scale == 0:
