@@ -21,13 +21,13 @@ from textseg.notebooks import (
 )
 
 EXPECTED = ["01_explore_data", "02_extract_masks", "03_train_decoder", "04_attention_maps", "05_evaluate",
-            "06_prompt_playground"]
+            "06_prompt_playground", "07_inspect_photos"]
 
 
 # ------------------------------------------------------------------------------------ committed files
 
 
-def test_the_six_notebooks_are_there_in_order():
+def test_the_seven_notebooks_are_there_in_order():
     assert [p.stem for p in list_notebooks()] == EXPECTED
 
 
@@ -135,7 +135,7 @@ def test_cli_exits_1_and_reports_the_failure(failing_notebooks, tmp_path, capsys
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """All six notebooks in smoke mode, chained under one work folder."""
+    """All seven notebooks in smoke mode, chained under one work folder."""
     work = tmp_path_factory.mktemp("smoke")
     results = run_notebooks(smoke=True, out_dir=work / "executed", work_dir=work)
     return work, results
@@ -214,17 +214,21 @@ def test_smoke_04_05_06_use_the_checkpoint(smoke_run):
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
 
 
+@pytest.mark.slow
+def test_smoke_07_inspects_the_sample_photos(smoke_run):
+    work, _ = smoke_run
+    inspected = work / "reports" / "inspect"
+    report = json.loads((inspected / "report.json").read_text())
+    assert report["checkpoint"] == str(work / "runs" / "main" / "best.pt") and report["tiling"] == {"size": None, "overlap": 0.25}
+    assert len(report["images"]) == 2 and report["failed"] == []
+    for img in report["images"]:
+        assert (inspected / img["mask"]).is_file() and (inspected / img["overlay"]).is_file()
+    assert (inspected / "defects.csv").is_file()
+    for name in ("07_inspect_overlays", "07_inspect_summary"):
+        assert (work / "figures" / f"{name}.png").stat().st_size > 5_000, name
+
+
 # ------------------------------------------------------------------------------------ helpers
-
-
-def test_mask_widths_measure_a_bar():
-    from textseg.notebooks import mask_widths
-
-    mask = np.zeros((60, 80), bool)
-    mask[20:31, 5:75] = True  # a horizontal bar 11 px wide
-    widths = mask_widths(mask)
-    assert widths.size > 0 and abs(float(np.median(widths)) - 11) <= 1.5
-    assert mask_widths(np.zeros((5, 5), bool)).size == 0
 
 
 def test_build_working_datasets_merges_sources_and_carves_valid(tmp_path):

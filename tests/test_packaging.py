@@ -65,6 +65,8 @@ def _minimal_args(name: str) -> list[str]:
         "train": ["--data", "crack=x", "--out", "x"],
         "predict": ["img.png", "--prompt", "crack", "--ckpt", "c.pt", "--out", "x"],
         "evaluate": ["--ckpt", "c.pt", "--data", "crack=x", "--out", "x"],
+        "inspect": ["img.png", "--prompt", "crack", "--ckpt", "c.pt", "--out", "x"],
+        "measure": ["m.png", "--class", "crack", "--out", "x"],
         "notebooks": [],
     }[name]
 

@@ -112,6 +112,8 @@ def test_update_returns_stats_and_handles_empty_prompt(images):
     pg = build_playground(FakeSegmenter(), images).playground
     stats = pg.update(prompt="wall crack", threshold=0.5)
     assert stats["foreground_pixels"] == 40 * 20 and stats["foreground_fraction"] == pytest.approx(0.5)
+    assert stats["defects"] == 1 and "1 defect, longest" in pg.stats.value  # measured as textseg inspect does
+    assert stats["longest_px"] == pytest.approx(max(40, 20), rel=0.1) and stats["widest_px"] == pytest.approx(min(40, 20), abs=2)
     assert pg.update(prompt="   ") == {}
     assert "type a prompt" in pg.stats.value
 

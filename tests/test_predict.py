@@ -17,7 +17,7 @@ from textseg.cli import main
 from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
 from textseg.model import build_model
 from textseg.images import load_image, load_mask
-from textseg.predict import Prediction, Segmenter, to_rgb, token_strings
+from textseg.predict import Prediction, Segmenter, Tiling, blend_window, tile_starts, to_rgb, token_strings
 from textseg.viz import overlay
 
 TINY = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="refine", dim=32, heads=8, refine_width=8, refine_size=64, visual_weights="random", text_weights="random")
@@ -259,7 +259,7 @@ def test_cli_bad_checkpoint_and_clashing_names(tmp_path: Path, ckpt: Path, capsy
     code, _, err = _run(["predict", str(img), "--prompt", "crack", "--ckpt", str(junk), "--out", str(tmp_path / "o")], capsys)
     assert code == 1 and "junk.pt" in err and "cannot read checkpoint" in err
     code, _, err = _run(["predict", str(img), str(img2), "--prompt", "crack", "--ckpt", str(ckpt), "--out", str(tmp_path / "o")], capsys)
-    assert code == 1 and "would both write x_mask.png" in err
+    assert code == 1 and "would both write x_*.png" in err
     assert not (tmp_path / "o").exists()
 
 
@@ -270,3 +270,91 @@ def test_seed_decoder_checkpoint_also_predicts(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         (pred,) = seg.predict([_photo(33, 57)], "segment taping area", return_attention=True)
     assert pred.prob.shape == (33, 57) and pred.attention.shape == (8, 196, 77)
+
+
+# ------------------------------------------------------------------------------ tiled prediction
+
+
+def test_tile_starts_cover_the_axis_and_window_fades() -> None:
+    assert tile_starts(640, 224, 168) == [0, 168, 336, 416]  # last tile flush with the end
+    assert tile_starts(224, 224, 168) == [0] and tile_starts(100, 224, 168) == [0]
+    window = blend_window(224, 0.25)
+    assert window.shape == (224, 224) and window.max() == 1.0 and window.min() > 0
+    assert np.allclose(window, window.T) and np.allclose(window, window[::-1, ::-1])
+    assert window[112, 0] < 0.05 and window[112, 28] == 1.0  # fades across the 28-px half overlap
+    assert Tiling().side(300, 500) == 640 and Tiling().side(3000, 4000) == 3000  # the training photos' view
+    assert Tiling(128).side(3000, 4000) == 128
+    with pytest.raises(ValueError, match="overlap must be in"):
+        Tiling(640, overlap=0.9)
+    with pytest.raises(ValueError, match="at least 32"):
+        Tiling(8)
+
+
+def test_tiled_photo_no_larger_than_a_tile_is_predicted_whole(seg: Segmenter) -> None:
+    photo = _photo(50, 80)
+    (whole,) = seg.predict([photo], "segment crack")
+    (tiled,) = seg.predict([photo], "segment crack", tiling=Tiling(size=80))
+    assert np.array_equal(whole.prob, tiled.prob)
+
+
+def _brightness_forward(calls: list[int], presence: float | None = None, tile_presence: float | None = None):
+    """A stand-in for Segmenter._forward: pixel logits = logit(mean brightness), a fixed presence per call."""
+
+    def forward(encoded, prompts, return_attention=False):
+        images = torch.stack([e.image for e in encoded])  # (B, 3, S, S)
+        pixel = torch.logit(images.mean(1, keepdim=True).clamp(1e-4, 1 - 1e-4))
+        value = presence if not calls else tile_presence  # the first call sees the whole photo
+        calls.append(len(encoded))
+        gate = None if value is None else torch.full((len(encoded),), value)
+        return pixel, gate, None
+
+    return forward
+
+
+def test_tiled_blending_has_no_seams(seg: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+    yy, xx = np.mgrid[0:300, 0:500]
+    gray = (40 + 170 * (0.5 + 0.5 * np.sin(xx / 37.0) * np.cos(yy / 23.0))).astype(np.uint8)  # smooth, no edges
+    photo = np.repeat(gray[..., None], 3, axis=2)
+    calls: list[int] = []
+    monkeypatch.setattr(seg, "_forward", _brightness_forward(calls))
+    prob = seg.tiled_probability(photo, "segment crack", Tiling(size=128, overlap=0.25, batch_size=5))
+    assert prob.shape == (300, 500) and prob.dtype == np.float32
+    assert calls[0] == 1 and sum(calls[1:]) == len(tile_starts(525, 224, 168)) * len(tile_starts(875, 224, 168))
+    assert max(calls[1:]) == 5  # tiles go in batches
+    assert np.abs(prob - gray / 255.0).max() < 0.03  # a seam or an unnormalised blend would stand out
+
+
+def test_tiled_gate_comes_from_the_whole_photo(seg: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+    photo = np.full((300, 500, 3), 230, np.uint8)  # bright: pixel probability about 0.9 everywhere
+    monkeypatch.setattr(seg, "_forward", _brightness_forward([], presence=20.0, tile_presence=-20.0))
+    kept = seg.predict([photo], "segment crack", tiling=Tiling(size=128))[0]
+    assert kept.mask.all()  # tiles that "see no defect" do not switch the photo off
+    monkeypatch.setattr(seg, "_forward", _brightness_forward([], presence=-20.0, tile_presence=20.0))
+    gated = seg.predict([photo], "segment taping area", tiling=Tiling(size=128))[0]
+    assert not gated.mask.any() and gated.prob.max() < 1e-6  # the photo does not show the class: empty
+
+
+def test_tiled_real_model_batches_agree(seg: Segmenter) -> None:
+    photo = _photo(300, 500)
+    one = seg.tiled_probability(photo, "segment crack", Tiling(size=128, batch_size=1))
+    many = seg.tiled_probability(photo, "segment crack", Tiling(size=128, batch_size=6))
+    assert one.shape == (300, 500) and 0.0 <= one.min() <= one.max() <= 1.0
+    assert np.allclose(one, many, atol=1e-4)
+    with pytest.raises(ValueError, match="without tiling"):
+        seg.predict([photo], "segment crack", tiling=Tiling(size=128), return_attention=True)
+
+
+def test_exif_orientation_is_honoured(seg: Segmenter, ckpt: Path, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: display rotated 90 degrees clockwise
+    Image.fromarray(_photo(40, 90)).save(path, exif=exif)
+    assert load_image(path).shape == (40, 90, 3) and to_rgb(path).shape == (90, 40, 3)
+    out = tmp_path / "out"
+    code, stdout, _ = _run(["predict", str(path), "--prompt", "crack", "--ckpt", str(ckpt), "--out", str(out),
+                            "--device", "cpu", "--tile", "--tile-size", "32"], capsys)
+    assert code == 0 and "tiles of 32 px" in stdout
+    assert load_mask(out / "phone_mask.png").shape == (90, 40)
+    code, _, err = _run(["predict", str(path), "--prompt", "crack", "--ckpt", str(ckpt), "--out", str(tmp_path / "o2"),
+                         "--tile", "--overlap", "0.9"], capsys)
+    assert code == 1 and "overlap must be in" in err and not (tmp_path / "o2").exists()

@@ -1,8 +1,9 @@
 """The `textseg` command line: one subcommand per package module, each a thin wrapper.
 
 Every subcommand lives next to the functions it calls: the module named in COMMANDS defines
-`add_cli_arguments(parser)` and `run_cli(args) -> int`. Modules are imported only when their
-command runs, so `textseg --help` stays fast.
+`add_cli_arguments(parser)` and `run_cli(args) -> int` ("module:name" names a module's second command,
+`add_name_cli_arguments` and `run_name_cli`). Modules are imported only when their command runs, so
+`textseg --help` stays fast.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import Callable
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("textseg.synth", "generate synthetic crack and drywall datasets"),
@@ -19,8 +21,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("textseg.train", "train the decoder on CLASS=ROOT datasets"),
     "predict": ("textseg.predict", "segment images with a text prompt"),
     "evaluate": ("textseg.evaluate", "metrics per class and prompt on a split"),
+    "inspect": ("textseg.inspection", "predict, then measure each defect (length, width, count) in photos"),
+    "measure": ("textseg.inspection:measure", "measure each defect in existing masks, as inspect does"),
     "notebooks": ("textseg.notebooks", "run the numbered notebooks headless with papermill"),
 }
+
+
+def entry_points(spec: str) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
+    """(add_arguments, run) of a COMMANDS module spec."""
+    module_name, _, name = spec.partition(":")
+    module = importlib.import_module(module_name)
+    prefix = f"{name}_" if name else ""
+    return getattr(module, f"add_{prefix}cli_arguments"), getattr(module, f"run_{prefix}cli")
 
 
 def build_parser(load_modules: bool = True) -> argparse.ArgumentParser:
@@ -31,7 +43,7 @@ def build_parser(load_modules: bool = True) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if load_modules:
-            importlib.import_module(module_name).add_cli_arguments(p)
+            entry_points(module_name)[0](p)
     return parser
 
 
@@ -42,15 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         build_parser(load_modules=False).print_help()
         return 0 if command is None and any(a in ("-h", "--help") for a in argv) else 2
-    module = importlib.import_module(COMMANDS[command][0])
+    add_arguments, run = entry_points(COMMANDS[command][0])
     parser = argparse.ArgumentParser(prog="textseg")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command")
-    module.add_cli_arguments(sub.add_parser(command, description=COMMANDS[command][1]))
+    add_arguments(sub.add_parser(command, description=COMMANDS[command][1]))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(module.run_cli(args) or 0)
+        return int(run(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, FloatingPointError) as exc:
         print(f"textseg {command}: error: {exc}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -50,9 +50,14 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Load an image file as uint8 RGB (H, W, 3); grayscale, RGBA and 16-bit inputs are converted."""
-    return to_rgb_array(_open(Path(path)))
+def load_image(path: str | Path, upright: bool = False) -> np.ndarray:
+    """Load an image file as uint8 RGB (H, W, 3); grayscale, RGBA and 16-bit inputs are converted.
+
+    upright: turn the pixels as the file's EXIF orientation says (phone photos are often stored rotated).
+    Datasets keep the stored order, because their masks and labels index the stored pixels.
+    """
+    img = _open(Path(path))
+    return to_rgb_array(ImageOps.exif_transpose(img) if upright else img)
 
 
 def load_mask(path: str | Path) -> np.ndarray:
@@ -62,6 +67,13 @@ def load_mask(path: str | Path) -> np.ndarray:
     if arr.ndim == 3:
         arr = arr[..., 0]
     return arr > 0
+
+
+def load_mask_values(path: str | Path) -> np.ndarray:
+    """A mask file's raw values (H, W) (the first channel of a colour file), for checks stricter than load_mask's."""
+    img = _open(Path(path))
+    arr = np.asarray(img.convert("L") if img.mode in ("P", "PA", "1") else img)
+    return arr[..., 0] if arr.ndim == 3 else arr
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from textseg.measure import measure_mask
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -277,7 +279,8 @@ def dataset_statistics(sources: dict[str, dict[str, str | Path]]) -> list[dict[s
                     mask = load_target(s)
                     width, height = image_size(s.image)
                     rows.append({"source": source, "class": cls, "split": split, "width": width, "height": height,
-                                 "coverage": float(mask.mean()), "widths": mask_widths(mask)})
+                                 "coverage": float(mask.mean()),
+                                 "widths": np.array([d.mean_width_px for d in measure_mask(mask, cls)], np.float32)})
     return rows
 
 
@@ -303,7 +306,7 @@ def plot_statistics(rows: list[dict[str, Any]], path: str | Path | None = None) 
                     color=colour, linestyle=styles.get(source, {}).get("linestyle", "-"),
                     label=f"{source} (median {np.median(widths):.0f} px)")
     titles = [("image sizes", "width (px)", "height (px)"), ("mask coverage", "foreground (% of pixels)", "density"),
-              ("crack widths", "local width (px)", "density"), ("taping seam widths", "local width (px)", "density")]
+              ("crack widths", "mean width per crack (px)", "density"), ("taping seam widths", "mean width per seam (px)", "density")]
     for ax, (title, xlabel, ylabel) in zip(axes, titles):
         ax.set_title(title)
         ax.set_xlabel(xlabel)
@@ -373,18 +376,6 @@ def format_agreement(yolo_split: str | Path, coco_split: str | Path) -> str:
             iou = (a & b).sum() / union if union else 1.0
             lines.append(f"| {mask_path.stem[:40]} | {int(a.sum())} | {int(b.sum())} | {iou:.3f} |")
     return "\n".join(lines) if len(lines) > 2 else f"no image of {yolo_split} also in {coco_split}"
-
-
-def mask_widths(mask: np.ndarray) -> np.ndarray:
-    """Local widths in pixels of a mask's strokes: twice the distance to background along their ridges."""
-    import cv2
-
-    m = np.asarray(mask, dtype=np.uint8)
-    if not m.any():
-        return np.zeros(0, np.float32)
-    dist = cv2.distanceTransform(np.pad(m, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]  # (H, W)
-    ridge = (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & (m > 0)
-    return (2.0 * dist[ridge]).astype(np.float32)
 
 
 def label_figure(samples: list[Any], path: str | Path | None = None, credit: bool = True) -> Any:

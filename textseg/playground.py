@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from textseg.prompts import PROMPTS, canonical_prompt
+from textseg.measure import measure_mask
+from textseg.prompts import PROMPTS, canonical_prompt, prompt_class
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +193,17 @@ class Playground:
         if pred.attention is not None:
             self.attention_view.value = png_bytes(attention_heatmap(rgb, word_attention(pred.attention, pred.tokens)), self.max_side)
         fg = int(mask.sum())
+        defects = measure_mask(mask, prompt_class(text) or "crack")  # the prompt's class; crack's rules otherwise
         stats = {"image": label, "prompt": text, "threshold": t, "foreground_pixels": fg,
                  "foreground_fraction": fg / mask.size, "max_prob": float(pred.prob.max()),
-                 "height": int(mask.shape[0]), "width": int(mask.shape[1])}
+                 "height": int(mask.shape[0]), "width": int(mask.shape[1]), "defects": len(defects),
+                 "longest_px": max((d.length_px for d in defects), default=0.0),
+                 "widest_px": max((d.max_width_px for d in defects), default=0.0)}
+        measured = (f"{len(defects)} defect{'s' if len(defects) > 1 else ''}, longest {stats['longest_px']:.0f} px, widest {stats['widest_px']:.1f} px"
+                    if defects else "no defects")
         self.stats.value = (
             f"prompt '{text}' | threshold {t:.2f} | foreground {fg:,} px ({stats['foreground_fraction']:.2%}) | "
-            f"max prob {stats['max_prob']:.3f} | image {stats['width']}x{stats['height']}"
+            f"{measured} | max prob {stats['max_prob']:.3f} | image {stats['width']}x{stats['height']}"
         )
         return stats
 

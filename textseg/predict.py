@@ -22,7 +22,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from textseg import MODEL_SIZE
 from textseg.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
 from textseg.config import DataConfig, ModelConfig
 from textseg.images import ImageReadError, is_image_file, load_image, save_mask, save_rgb, to_rgb_array
+from textseg.decoder import gate_logits
 from textseg.model import build_model
 from textseg.precision import amp_dtype, autocast
 from textseg.train import resolve_device
@@ -42,6 +43,32 @@ log = logging.getLogger(__name__)
 
 ImageInput = str | Path | np.ndarray
 PROMPT_CACHE_SIZE = 256
+TILE_SIZE = 640
+"""The side of the training photos (Roboflow exports), which the model saw squeezed into one 224-px input. On
+held-out photos a tile showing less than a training photo did (the model zoomed in) scored lower
+(benchmarks/RESULTS.md), so by default a tile covers the photo's shorter side, and never less than this."""
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a large photo is cut: `size` photo pixels per model input (None: the photo's shorter side, at least
+    TILE_SIZE), neighbours overlapping by `overlap` of a tile, `batch_size` tiles per forward pass."""
+
+    size: int | None = None
+    overlap: float = 0.25
+    batch_size: int = 8
+
+    def side(self, height: int, width: int) -> int:
+        """Photo pixels per tile for a photo of this size."""
+        return int(self.size) if self.size is not None else max(TILE_SIZE, min(height, width))
+
+    def __post_init__(self) -> None:
+        if self.size is not None and int(self.size) < 32:
+            raise ValueError(f"tile size must be at least 32 photo pixels, got {self.size}")
+        if not 0.0 <= float(self.overlap) <= 0.75:
+            raise ValueError(f"tile overlap must be in [0, 0.75] (a fraction of the tile), got {self.overlap}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"tile batch size must be >= 1, got {self.batch_size}")
 
 
 @dataclass
@@ -86,9 +113,10 @@ class EncodedImage:
 
 
 def to_rgb(image: ImageInput) -> np.ndarray:
-    """uint8 RGB (H, W, 3) from a file path or an array (grayscale, RGBA, 16-bit, float in [0, 1])."""
+    """uint8 RGB (H, W, 3) from a file path (turned upright by its EXIF orientation) or an array (grayscale, RGBA,
+    16-bit, float in [0, 1])."""
     if isinstance(image, (str, Path)):
-        return load_image(image)
+        return load_image(image, upright=True)
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
@@ -246,6 +274,22 @@ class Segmenter:
     # ------------------------------------------------------------------------------ decoding
 
     @torch.inference_mode()
+    def _forward(
+        self, encoded: Sequence[EncodedImage], prompts: Sequence[str], return_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Ungated pixel logits (B, 1, S, S), presence logits (B,) (None for a decoder without a gate) and attention."""
+        texts = self.encode_prompts(prompts)
+        visual = None if encoded[0].tokens is None else torch.stack([e.tokens for e in encoded])  # (B, 196, Dv)
+        images = torch.stack([e.image for e in encoded])  # (B, 3, S, S)
+        text = torch.stack([t[0] for t in texts])  # (B, 77, Dt)
+        padding = torch.stack([t[1] for t in texts])  # (B, 77)
+        with autocast(self.device, self.dtype):
+            logits, attention, aux = self.decoder(visual, text, padding, image=images, return_attention=True, return_aux=True)
+        presence = aux["presence"].float() if "presence" in aux else None
+        pixel = aux.get("pixel_logits", logits).float()
+        return pixel, presence, (attention if return_attention else None)
+
+    @torch.inference_mode()
     def decode(
         self, encoded: Sequence[EncodedImage], prompts: Sequence[str], return_attention: bool = False
     ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
@@ -254,20 +298,59 @@ class Segmenter:
             raise ValueError(f"{len(encoded)} encoded images but {len(prompts)} prompts")
         if not encoded:
             return [], ([] if return_attention else None)
-        texts = self.encode_prompts(prompts)
-        visual = None if encoded[0].tokens is None else torch.stack([e.tokens for e in encoded])  # (B, 196, Dv)
-        images = torch.stack([e.image for e in encoded])  # (B, 3, S, S)
-        text = torch.stack([t[0] for t in texts])  # (B, 77, Dt)
-        padding = torch.stack([t[1] for t in texts])  # (B, 77)
-        with autocast(self.device, self.dtype):
-            out = self.decoder(visual, text, padding, image=images, return_attention=return_attention)
-        logits, attention = out if return_attention else (out, None)  # (B, 1, s, s), (B, heads, 196, 77)
+        pixel, presence, attention = self._forward(encoded, prompts, return_attention)
+        logits = pixel if presence is None else gate_logits(pixel, presence)  # (B, 1, S, S)
         probs = []
         for i, e in enumerate(encoded):
-            up = F.interpolate(logits[i : i + 1].float(), size=e.size, mode="bilinear", align_corners=False)  # (1, 1, H, W)
+            up = F.interpolate(logits[i : i + 1], size=e.size, mode="bilinear", align_corners=False)  # (1, 1, H, W)
             probs.append(torch.sigmoid(up)[0, 0].cpu().numpy().astype(np.float32))
         attn = None if attention is None else [a.float().cpu().numpy() for a in attention]
         return probs, attn
+
+    @torch.inference_mode()
+    def tiled_probability(self, image: ImageInput, prompt: str, tiling: Tiling = Tiling(), progress: bool = False) -> np.ndarray:
+        """Probability (H, W) of a photo at full size from overlapping tiles of `tiling.side(H, W)` photo pixels.
+
+        The photo is shrunk once so a tile becomes one model input; tiles are decoded in batches and their
+        pixel probabilities blended with weights that fall off towards tile edges (no seams), on a canvas at
+        the shrunk size, which is upsampled once at the end: memory per tile is bounded whatever the photo.
+        The presence gate comes from the whole photo at model size, as in training: a tile without a defect
+        does not switch the photo's answer off, and a prompt for a class the photo does not show still
+        gives an empty mask. A photo no larger than a tile is predicted whole.
+        """
+        rgb = to_rgb(image)
+        height, width = rgb.shape[:2]
+        whole = self.encode_images([rgb], [_source_name(image, 0)])
+        tile = tiling.side(height, width)
+        if max(height, width) <= tile:
+            return self.decode(whole, [prompt])[0][0]
+        _, presence, _ = self._forward(whole, [prompt])
+        side = self.image_size
+        scale = side / tile
+        small_h, small_w = max(1, round(height * scale)), max(1, round(width * scale))
+        small = np.asarray(Image.fromarray(rgb).resize((small_w, small_h), Image.BILINEAR))
+        pad_h, pad_w = max(0, side - small_h), max(0, side - small_w)
+        if pad_h or pad_w:  # a panorama thinner than a tile: mirror it out to one model input
+            small = np.pad(small, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect" if min(small_h, small_w) > 1 else "edge")
+        stride = max(1, round(side * (1 - tiling.overlap)))
+        corners = [(y, x) for y in tile_starts(small.shape[0], side, stride) for x in tile_starts(small.shape[1], side, stride)]
+        weight = torch.from_numpy(blend_window(side, tiling.overlap))  # (S, S)
+        total = torch.zeros(small.shape[:2])
+        norm = torch.zeros(small.shape[:2])
+        batches = range(0, len(corners), tiling.batch_size)
+        for start in tqdm(batches, desc="tiles", unit="batch", disable=not progress or len(batches) < 2):
+            chunk = corners[start : start + tiling.batch_size]
+            tiles = [small[y : y + side, x : x + side] for y, x in chunk]
+            pixel, _, _ = self._forward(self.encode_images(tiles), [prompt] * len(tiles))
+            probs = torch.sigmoid(pixel[:, 0]).cpu()  # (b, S, S)
+            for (y, x), p in zip(chunk, probs):
+                total[y : y + side, x : x + side] += p * weight
+                norm[y : y + side, x : x + side] += weight
+        canvas = (total / norm)[:small_h, :small_w]
+        up = F.interpolate(canvas[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+        if presence is not None:
+            up = up * torch.sigmoid(presence[0]).cpu()
+        return up.numpy().astype(np.float32, copy=False)
 
     def predict_encoded(
         self,
@@ -305,8 +388,13 @@ class Segmenter:
         batch_size: int = 8,
         return_attention: bool = False,
         progress: bool = False,
+        tiling: Tiling | None = None,
     ) -> list[Prediction]:
-        """Segment images with one prompt for all, or one prompt per image; batched encode and decode."""
+        """Segment images with one prompt for all, or one prompt per image; batched encode and decode.
+
+        With `tiling`, each photo is segmented at full resolution in overlapping tiles (see tiled_probability);
+        attention maps are not available then.
+        """
         if isinstance(images, (str, Path, np.ndarray)):
             images = [images]
         images = list(images)
@@ -316,6 +404,14 @@ class Segmenter:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         out: list[Prediction] = []
+        if tiling is not None:
+            if return_attention:
+                raise ValueError("attention maps come from one model input; predict without tiling to get them")
+            for i, image in enumerate(tqdm(images, desc="predict", unit="photo", disable=not progress or len(images) < 2)):
+                prob = self.tiled_probability(image, prompt_list[i], tiling, progress=progress)
+                out.append(Prediction(prob=prob, mask=prob > threshold, prompt=check_prompt(prompt_list[i]), threshold=threshold,
+                                      tokens=self.encode_prompt(prompt_list[i])[2], source=_source_name(image, i)))
+            return out
         starts = range(0, len(images), batch_size)
         for start in tqdm(starts, desc="predict", unit="batch", disable=not progress or len(starts) < 2):
             chunk = images[start : start + batch_size]
@@ -323,6 +419,23 @@ class Segmenter:
             encoded = self.encode_images(chunk, sources)
             out += self.predict_encoded(encoded, prompt_list[start : start + batch_size], threshold, return_attention)
         return out
+
+
+def tile_starts(length: int, side: int, stride: int) -> list[int]:
+    """Tile origins along one axis of `length` pixels: every `stride`, the last one flush with the end."""
+    if length <= side:
+        return [0]
+    starts = list(range(0, length - side, stride))
+    return starts + [length - side]
+
+
+def blend_window(side: int, overlap: float) -> np.ndarray:
+    """(side, side) weights for blending tiles: 1 in the middle, falling linearly to near 0 across the overlap
+    margin at each edge, so where tiles meet each one fades out as its neighbour fades in."""
+    margin = max(1.0, overlap * side / 2)
+    pos = np.arange(side, dtype=np.float32) + 0.5
+    ramp = np.clip(np.minimum(pos, side - pos) / margin, 1e-3, 1.0)  # never 0: a photo edge has one tile
+    return np.outer(ramp, ramp).astype(np.float32)
 
 
 def _source_name(image: ImageInput, index: int) -> str:
@@ -396,55 +509,97 @@ def format_stats(name: str, stats: dict[str, object]) -> str:
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `textseg predict`."""
     parser.add_argument("images", nargs="+", type=Path, metavar="IMG", help="image files or directories of images")
+    parser.add_argument("--out", required=True, type=Path, help="output directory for masks and overlays")
+    add_prediction_arguments(parser)
+
+
+def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
+    """Prompt, checkpoint, threshold, batching, tiling and device (predict, inspect)."""
     parser.add_argument("--prompt", required=True, help='what to segment, e.g. "segment crack"')
     parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
-    parser.add_argument("--out", required=True, type=Path, help="output directory for masks and overlays")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is foreground")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per encoder/decoder batch")
+    parser.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is foreground (default 0.5)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images (or tiles, with --tile) per forward pass (default 8)")
+    parser.add_argument("--tile", action="store_true", help="segment at full resolution in overlapping tiles (large photos)")
+    parser.add_argument("--tile-size", type=int, default=None,
+                        help=f"photo pixels per model input with --tile (default: the photo's shorter side, at least {TILE_SIZE}, "
+                             "the scale the model was trained at; smaller zooms in)")
+    parser.add_argument("--overlap", type=float, default=Tiling.overlap, help=f"overlap of neighbouring tiles, a fraction of a tile (default {Tiling.overlap})")
     add_segmenter_arguments(parser)
 
 
 def add_segmenter_arguments(parser: argparse.ArgumentParser) -> None:
     """--device and the encoder-weights overrides of Segmenter.from_checkpoint (predict, evaluate)."""
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     parser.add_argument("--visual-weights", default=None, help="override the visual encoder weights file")
     parser.add_argument("--text-weights", default=None, help="override the text encoder weights file")
 
 
-def run_cli(args: argparse.Namespace) -> int:
-    """Predict masks for every image; report unreadable images after writing the others."""
+def check_output_stems(images: Sequence[Path]) -> list[Path]:
+    """The images without repeats; ValueError when two different files would write the same {name}_*.png."""
+    stems: dict[str, Path] = {}
+    for img in images:
+        if img.stem in stems and stems[img.stem] != img:
+            raise ValueError(f"{stems[img.stem]} and {img} would both write {img.stem}_*.png; put their outputs in separate --out dirs")
+        stems[img.stem] = img
+    return list(dict.fromkeys(images))
+
+
+def prepare_prediction(args: argparse.Namespace) -> tuple[Segmenter, str, list[Path], Tiling | None]:
+    """Check the shared prediction arguments, then load the model: every argument error comes before any model work."""
     prompt = check_prompt(args.prompt)
     _check_threshold(args.threshold)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    images = expand_inputs(args.images)
-    stems: dict[str, Path] = {}
-    for img in images:
-        if img.stem in stems and stems[img.stem] != img:
-            raise ValueError(f"{stems[img.stem]} and {img} would both write {img.stem}_mask.png; predict them into separate --out dirs")
-        stems[img.stem] = img
-    images = list(dict.fromkeys(images))
+    tiling = Tiling(args.tile_size, args.overlap, args.batch_size) if args.tile else None
+    images = check_output_stems(expand_inputs(args.images))
     seg = Segmenter.from_checkpoint(args.ckpt, args.device, args.visual_weights, args.text_weights)
     seg.encode_prompt(prompt)
-    failed: list[str] = []
-    written = 0
-    for start in tqdm(range(0, len(images), args.batch_size), desc="predict", unit="batch", disable=len(images) <= args.batch_size):
+    return seg, prompt, images, tiling
+
+
+def predict_files(
+    seg: Segmenter, images: Sequence[Path], prompt: str, threshold: float, batch_size: int, tiling: Tiling | None,
+    failed: list[str],
+) -> Iterator[tuple[Path, np.ndarray, Prediction]]:
+    """(path, upright RGB, prediction) per readable image, in batches (one photo at a time with tiling); the
+    message of each unreadable image is appended to `failed` and the image skipped."""
+    step = 1 if tiling is not None else batch_size
+    for start in tqdm(range(0, len(images), step), desc="predict", unit="photo" if tiling else "batch", disable=len(images) <= step):
         chunk, rgbs = [], []
-        for img in images[start : start + args.batch_size]:
+        for img in images[start : start + step]:
             try:
-                rgbs.append(load_image(img))
+                rgbs.append(load_image(img, upright=True))
                 chunk.append(img)
             except ImageReadError as exc:
-                log.error("%s", exc)
                 failed.append(str(exc))
         if not chunk:
             continue
-        preds = seg.predict_encoded(seg.encode_images(rgbs, [str(c) for c in chunk]), prompt, args.threshold)
+        if tiling is not None:
+            preds = seg.predict(rgbs, prompt, threshold, tiling=tiling)
+        else:
+            preds = seg.predict_encoded(seg.encode_images(rgbs, [str(c) for c in chunk]), prompt, threshold)
         for img, rgb, pred in zip(chunk, rgbs, preds):
-            mask_path, _ = write_prediction(pred, rgb, img, args.out)
-            print(format_stats(mask_path.name, pred.stats()))
-            written += 1
-    print(f"prompt {prompt!r}, threshold {args.threshold}: wrote masks and overlays for {written} of {len(images)} images to {args.out}")
+            pred.source = str(img)
+            yield img, rgb, pred
+
+
+def unreadable_error(failed: Sequence[str], total: int) -> ValueError:
+    """The one error naming every unreadable image, raised after the readable ones are written."""
+    return ValueError(f"{len(failed)} of {total} images could not be read (no files written for them): " + "; ".join(failed))
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Predict masks for every image; report unreadable images after writing the others."""
+    seg, prompt, images, tiling = prepare_prediction(args)
+    failed: list[str] = []
+    written = 0
+    for img, rgb, pred in predict_files(seg, images, prompt, args.threshold, args.batch_size, tiling, failed):
+        mask_path, _ = write_prediction(pred, rgb, img, args.out)
+        print(format_stats(mask_path.name, pred.stats()))
+        written += 1
+    if written:
+        mode = f", tiles of {tiling.size or 'auto'} px" if tiling else ""
+        print(f"prompt {prompt!r}, threshold {args.threshold}{mode}: wrote masks and overlays for {written} of {len(images)} images to {args.out}")
     if failed:
-        raise ValueError(f"{len(failed)} of {len(images)} images could not be read (no files written for them): " + "; ".join(failed))
+        raise unreadable_error(failed, len(images))
     return 0

@@ -52,6 +52,17 @@ def normalise_class(name: str) -> str:
     return cls
 
 
+def prompt_class(prompt: str) -> str | None:
+    """The class a prompt names: one of the known prompts, or a prompt with the words of exactly one class
+    ("segment the cracks" -> "crack"); None when it names none or both."""
+    text = prompt.strip().lower()
+    for cls, prompts in PROMPTS.items():
+        if text in prompts:
+            return cls
+    named = {CLASS_ALIASES[w] for w in text.replace(",", " ").split() if w in CLASS_ALIASES}
+    return named.pop() if len(named) == 1 else None
+
+
 def _check(cls: str) -> str:
     if cls not in PROMPTS:
         raise ValueError(f"unknown class {cls!r}; expected one of {list(CLASSES)}")

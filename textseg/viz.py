@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from textseg.images import atomic_path
 
@@ -385,5 +385,94 @@ def plot_run_comparison(
     ax.set_title(title or "run comparison")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+# ------------------------------------------------------------------------------------- inspection
+
+
+def shrink(image: np.ndarray, max_side: int, nearest: bool = False) -> tuple[np.ndarray, float]:
+    """The image (or mask) scaled so its longer side is at most max_side, and the scale used (<= 1)."""
+    arr = np.asarray(image)
+    scale = min(1.0, max_side / max(arr.shape[:2]))
+    if scale == 1.0:
+        return arr, 1.0
+    size = (max(1, round(arr.shape[1] * scale)), max(1, round(arr.shape[0] * scale)))
+    if arr.dtype == bool:
+        return np.asarray(Image.fromarray(arr.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 0, scale
+    return np.asarray(Image.fromarray(arr).resize(size, Image.NEAREST if nearest else Image.BILINEAR)), scale
+
+
+def labelled_overlay(
+    image: np.ndarray, mask: np.ndarray, labels: Sequence[tuple[tuple[int, int, int, int], str]], max_side: int = 2048
+) -> np.ndarray:
+    """The photo with the mask in red, every defect's box outlined and numbered with its label text; uint8 RGB,
+    shrunk to at most max_side (a 12 MP overlay at full size is mostly file size, not information).
+
+    labels: ((x0, y0, x1, y1) in the photo's pixels, text) per defect.
+    """
+    image, mask = _check_pair(image, mask)
+    small, scale = shrink(image, max_side)
+    small_mask, _ = shrink(mask, max_side)
+    shown = Image.fromarray(draw_outline(overlay(small, small_mask), small_mask, width=1))
+    draw = ImageDraw.Draw(shown)
+    font_px = max(11, min(shown.size) // 45)
+    font = ImageFont.load_default(size=font_px)
+    placed: list[tuple[float, float, float, float]] = []
+    for (x0, y0, x1, y1), text in labels:
+        box = [x0 * scale - 2, y0 * scale - 2, x1 * scale + 1, y1 * scale + 1]
+        draw.rectangle(box, outline=OUTLINE_COLOR, width=max(1, font_px // 10))
+        rect = _free_spot(draw, font, text, box, shown.size, placed)
+        placed.append(rect)
+        draw.rectangle(rect, fill=(0, 0, 0))
+        draw.text((rect[0] + 2, rect[1] + 1), text, fill=OUTLINE_COLOR, font=font)
+    return np.asarray(shown)
+
+
+def _free_spot(draw: ImageDraw.ImageDraw, font: ImageFont.FreeTypeFont, text: str, box: Sequence[float],
+               size: tuple[int, int], placed: Sequence[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    """A rectangle for a label next to its box (above, else below, else inside), clear of the labels already placed."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left + 4, bottom - top + 4
+    x = min(max(0.0, box[0]), max(0.0, size[0] - w))
+    starts = [y for y in (box[1] - h - 1, box[3] + 1, box[1] + 1) if 0 <= y <= size[1] - h] or [0.0]
+    for y0 in starts:
+        for k in (0, *(step for i in range(1, 40) for step in (i, -i))):  # nearest free row first, down or up
+            rect = (x, y0 + k * h, x + w, y0 + (k + 1) * h)
+            if rect[1] < 0 or rect[3] > size[1]:
+                continue
+            if not any(rect[0] < p[2] and p[0] < rect[2] and rect[1] < p[3] and p[1] < rect[3] for p in placed):
+                return rect
+    return (x, starts[0], x + w, starts[0] + h)  # no free row near the box: overlap rather than drop the label
+
+
+def inspection_summary_figure(
+    widths: Sequence[float], lengths_per_photo: Mapping[str, float], unit: str = "px",
+    path: str | Path | None = None, bounds: Sequence[tuple[str, float]] = (),
+) -> Figure:
+    """Two panels over a folder of photos: the histogram of defect widths (with width-class bounds when given)
+    and the total defect length per photo."""
+    fig, (ax_w, ax_l) = plt.subplots(1, 2, figsize=(11, 4))
+    if len(widths):
+        ax_w.hist(widths, bins=min(30, max(5, len(widths) // 2)), color="tab:red", alpha=0.8)
+        for name, bound in bounds:
+            if np.isfinite(bound) and bound <= max(widths) * 1.5:
+                ax_w.axvline(bound, color="0.3", ls="--", lw=1)
+                ax_w.text(bound, ax_w.get_ylim()[1] * 0.97, f"{name} < {bound:g} ", fontsize=7, va="top", ha="right", rotation=90)
+    else:
+        ax_w.text(0.5, 0.5, "no defects found", ha="center", va="center", transform=ax_w.transAxes)
+    ax_w.set_xlabel(f"maximum width per defect ({unit})")
+    ax_w.set_ylabel("defects")
+    ax_w.set_title(f"{len(widths)} defects")
+    ax_w.yaxis.set_major_locator(MaxNLocator(integer=True))
+    names = list(lengths_per_photo)
+    ax_l.barh(range(len(names)), [lengths_per_photo[n] for n in names], color="tab:red", alpha=0.8)
+    ax_l.set_yticks(range(len(names)), [n if len(n) <= 28 else n[:12] + "..." + n[-12:] for n in names], fontsize=7)
+    ax_l.invert_yaxis()
+    ax_l.set_xlabel(f"total defect length ({unit})")
+    ax_l.set_title(f"length per photo ({len(names)} photos)")
+    for ax in (ax_w, ax_l):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return _finish(fig, path)
