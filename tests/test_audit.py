@@ -387,7 +387,7 @@ def test_pairing_problem_is_reported_not_fatal(tmp_path):
     save(np.zeros((192, 192), np.uint8), root / "train" / "masks" / "a.png")
     split = A.audit([root])["roots"][0]["splits"]["train"]
     assert "image without mask: images/b.jpg" in split["error"]
-    assert (split["images"], split["masks"]) == (2, 0)
+    assert (split["images"], split["masks"]) == (2, 1)  # the mask that is there is still audited
 
 
 def test_photo_groups_written_for_a_train_only_root(tmp_path):
@@ -403,3 +403,16 @@ def test_photo_groups_written_for_a_train_only_root(tmp_path):
     pairs = json.loads(path.read_text())["pairs"]
     assert [({p["a"], p["b"]}, p["kind"]) for p in pairs] == [({"train/images/a.jpg", "train/images/b.jpg"}, "copy")]
     assert read_photo_groups(root) == [{photo.resolve(), (root / "train/images/b.jpg").resolve()}]
+
+
+def test_cli_names_the_image_without_a_mask_and_exits_1(tmp_path, capsys):
+    root = tmp_path / "cracks"
+    for i in range(3):
+        save(texture(i), root / "train" / "images" / f"t{i}.jpg")
+        if i:
+            save(np.full((192, 192), 255, np.uint8), root / "train" / "masks" / f"t{i}.png")
+    code = main(["audit", str(root), "--no-duplicates"])
+    captured = capsys.readouterr()
+    assert code == 1 and "1 split(s) cannot be read as a dataset" in captured.err
+    assert "1 problem:" in captured.out and "image without mask: images/t0.jpg" in captured.out
+    assert "images      3  masks      2" in captured.out  # the masks that are there are still audited

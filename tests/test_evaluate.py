@@ -223,3 +223,12 @@ def test_cli_on_real_segmenter_carves_valid_like_training(tmp_path: Path, capsys
     plt.close("all")
     assert main(["evaluate", "--ckpt", str(ckpt), "--data", "wood=/nowhere", "--device", "cpu"]) == 1
     assert "unknown class 'wood'" in capsys.readouterr().err
+
+
+def test_best_and_worst_skip_images_without_the_class() -> None:
+    rows = [{"image": "empty.png", "class": "crack", "iou": 1.0, "target_fraction": 0.0},
+            {"image": "good.png", "class": "crack", "iou": 0.8, "target_fraction": 0.1},
+            {"image": "poor.png", "class": "crack", "iou": 0.1, "target_fraction": 0.2},
+            {"image": "seam.png", "class": "taping", "iou": 0.9, "target_fraction": 0.1}]
+    best, worst = best_and_worst({"per_image": rows}, "crack", k=2)
+    assert [r["image"] for r in best] == ["good.png", "poor.png"] and [r["image"] for r in worst] == ["poor.png", "good.png"]

@@ -358,3 +358,13 @@ def test_exif_orientation_is_honoured(seg: Segmenter, ckpt: Path, tmp_path: Path
     code, _, err = _run(["predict", str(path), "--prompt", "crack", "--ckpt", str(ckpt), "--out", str(tmp_path / "o2"),
                          "--tile", "--overlap", "0.9"], capsys)
     assert code == 1 and "overlap must be in" in err and not (tmp_path / "o2").exists()
+
+
+def test_cli_overlong_prompt_warns_in_one_line(ckpt: Path, tmp_path: Path, capsys) -> None:
+    img = _save(tmp_path, "x.png")
+    code, stdout, err = _run(["predict", str(img), "--prompt", "crack " * 500, "--ckpt", str(ckpt),
+                              "--out", str(tmp_path / "o"), "--device", "cpu"], capsys)
+    assert code == 0
+    assert err.strip().splitlines() == [next(line for line in err.splitlines() if "warning" in line)]
+    assert "textseg predict: warning: prompt" in err and "longer than CLIP's 77 tokens" in err and "ids =" not in err
+    assert "..." in stdout and stdout.count("crack") < 20  # the echo is shortened

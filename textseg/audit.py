@@ -551,7 +551,8 @@ def _audit_split(root: Path, split: str, cls: str, workers: int) -> tuple[dict[s
         samples = list_samples(root, split, cls)
     except ValueError as exc:  # DatasetError: unpaired files, unknown layout, no images
         report["error"] = str(exc)
-        samples = [Sample(p, None, cls, split, root) for p in _image_files(split_dir)]
+        masks = {m.stem: m for m in _image_files(split_dir / "masks")} if (split_dir / "masks").is_dir() else {}
+        samples = [Sample(p, masks.get(p.stem), cls, split, root) for p in _image_files(split_dir)]  # audit what pairs
     with ThreadPoolExecutor(max(1, workers)) as pool:
         records = list(tqdm(pool.map(_check_sample, samples), total=len(samples), desc=f"audit {root.name}/{split}",
                             disable=len(samples) < 200))
@@ -712,7 +713,11 @@ def summary(report: dict[str, Any]) -> str:
                          f"unreadable {len(s['unreadable'])}  size mismatches {len(s['size_mismatches'])}  "
                          f"empty {len(s['empty_masks'])}  tiny {len(s['tiny_masks'])}")
             if s["error"]:
-                lines.append(f"        error: {s['error'].splitlines()[0]}")
+                first, *rest = s["error"].splitlines()
+                lines.append(f"        error: {first}")
+                lines += [f"          {line.strip()}" for line in rest[:10]]
+                if len(rest) > 10:
+                    lines.append(f"          ... and {len(rest) - 10} more (see the JSON report)")
             for bad in s["unreadable"][:5]:
                 lines.append(f"        unreadable: {bad['error']}")
         for kind, what in ((COPY, "a copy"), (SAME_SCENE, "another shot of the scene")):
@@ -831,4 +836,7 @@ def run_cli(args: argparse.Namespace) -> int:
         for entry in report["roots"]:
             name = Path(entry["root"]).name if names.count(Path(entry["root"]).name) == 1 else entry["class"]
             print(f"leak-free copy: {dedupe(entry['root'], args.dedupe_to / name, report)}")
+    broken = [f"{e['root']}/{split}" for e in report["roots"] for split, s in e["splits"].items() if s["error"]]
+    if broken:
+        raise ValueError(f"{len(broken)} split(s) cannot be read as a dataset ({', '.join(broken)}); see the errors above")
     return 0

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from typing import Callable
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -62,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(run(args) or 0)
+        with warnings.catch_warnings():  # a warning is one line for a user, not a source listing
+            warnings.showwarning = lambda message, *_: print(f"textseg {command}: warning: {message}", file=sys.stderr)
+            return int(run(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, FloatingPointError) as exc:
         print(f"textseg {command}: error: {exc}", file=sys.stderr)
         return 1

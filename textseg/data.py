@@ -174,7 +174,7 @@ def list_samples(root: str | Path, split: str, cls: str) -> list[Sample]:
         samples = [Sample(img, masks.get(s), cls, split, root, label=labels.get(s)) for s, img in images.items()]
     if errors:
         shown = "\n  ".join(errors[:50]) + (f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else "")
-        raise DatasetError(f"{split_dir} ({layout} layout): {len(errors)} problems:\n  {shown}")
+        raise DatasetError(f"{split_dir} ({layout} layout): {len(errors)} problem{'s' if len(errors) > 1 else ''}:\n  {shown}")
     if not samples:
         raise DatasetError(f"{split_dir} ({layout} layout): no images")
     return samples

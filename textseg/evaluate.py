@@ -290,8 +290,10 @@ def compare_reports(reports: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def best_and_worst(report: Mapping[str, Any], cls: str, k: int = 4) -> tuple[list[dict], list[dict]]:
-    """The k best and k worst images of a class by IoU of the canonical prompt (ties broken by path)."""
-    rows = sorted((r for r in report["per_image"] if r["class"] == cls), key=lambda r: (r["iou"], r["image"]))
+    """The k best and k worst images of a class by IoU of the canonical prompt (ties broken by path), among the
+    images that show the class: an empty prediction of an empty image scores IoU 1 without showing anything."""
+    rows = sorted((r for r in report["per_image"] if r["class"] == cls and r.get("target_fraction", 1) > 0),
+                  key=lambda r: (r["iou"], r["image"]))
     return rows[::-1][:k], rows[:k]
 
 
@@ -348,13 +350,13 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
     add_data_arguments(parser)
-    parser.add_argument("--split", default="valid", help="train | valid | test ('valid' of a root without one is the held-back part of train)")
+    parser.add_argument("--split", default="valid", help="train | valid | test ('valid' of a root without one is the held-back part of train; default valid)")
     parser.add_argument("--out", type=Path, default=None, help="directory for report.json and report.md")
-    parser.add_argument("--threshold", type=float, default=0.5, help="threshold of the headline metrics")
-    parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS), help="sweep, comma-separated")
+    parser.add_argument("--threshold", type=float, default=0.5, help="threshold of the headline metrics (default 0.5)")
+    parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS), help="sweep, comma-separated (default %(default)s)")
     parser.add_argument("--all-negative-prompts", action="store_true", help="try every prompt of the other class, not only its canonical one")
     parser.add_argument("--canonical-only", action="store_true", help="evaluate only each class's canonical prompt (faster)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images (and prompt pairs) per batch")
+    parser.add_argument("--batch-size", type=int, default=8, help="images (and prompt pairs) per batch (default 8)")
     add_segmenter_arguments(parser)
 
 

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 REPORT = "report.json"
 TABLE = "defects.csv"
 SUMMARY = "summary.png"
+MAX_LABELS = 25  # an overlay with more size labels than this is unreadable; the table has them all
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,9 @@ def label_text(defect: dict[str, Any], unit: str) -> str:
 
 
 def write_overlay(background: np.ndarray, mask: np.ndarray, record: dict[str, Any], path: Path, settings: MeasureSettings) -> None:
-    """The labelled overlay of one image's defects."""
-    labels = [(tuple(d["bbox"]), label_text(d, settings.unit)) for d in record["defects"]]
+    """The labelled overlay of one image's defects: sizes on the largest MAX_LABELS, numbers only on the rest."""
+    labels = [(tuple(d["bbox"]), label_text(d, settings.unit) if i < MAX_LABELS else f"#{d['id']}")
+              for i, d in enumerate(record["defects"])]
     save_rgb(labelled_overlay(background, mask, labels, settings.overlay_max_side), path)
 
 

@@ -599,7 +599,8 @@ def run_cli(args: argparse.Namespace) -> int:
         written += 1
     if written:
         mode = f", tiles of {tiling.size or 'auto'} px" if tiling else ""
-        print(f"prompt {prompt!r}, threshold {args.threshold}{mode}: wrote masks and overlays for {written} of {len(images)} images to {args.out}")
+        shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+        print(f"prompt {shown!r}, threshold {args.threshold}{mode}: wrote masks and overlays for {written} of {len(images)} images to {args.out}")
     if failed:
         raise unreadable_error(failed, len(images))
     return 0

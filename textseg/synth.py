@@ -760,7 +760,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size-range", type=parse_size_range, default=SynthConfig.size_range, metavar="MIN,MAX",
                         help="side lengths of the non-640x640 images (default 320,800)")
     parser.add_argument("--negative-fraction", type=float, default=SynthConfig.negative_fraction, metavar="F",
-                        help="share of images with no defect (empty label and mask)")
+                        help=f"share of images with no defect (empty label and mask; default {SynthConfig.negative_fraction})")
     parser.add_argument("--overwrite", action="store_true", help="replace existing OUT/cracks and OUT/drywall splits")
     parser.add_argument("--compare-with", type=Path, default=None, metavar="REAL_ROOT",
                         help="also save OUT/synth_vs_real.png against REAL_ROOT/cracks and REAL_ROOT/drywall")
