@@ -1,12 +1,17 @@
 # The two commands of README.md: `make main` (set up + main job) and `make test` (set up + tests).
-.PHONY: setup main test bench clean
+# `make figures` is the main job writing into figures/, the committed pictures README shows.
+.PHONY: setup main figures test bench clean
 
 setup:
 	bash scripts/setup.sh
 
 main: setup
 	.venv/bin/textseg synth --out outputs/synth
-	.venv/bin/textseg notebooks --out outputs/notebooks
+	.venv/bin/textseg notebooks --out outputs/notebooks -p figures_dir outputs/figures
+
+figures: setup
+	.venv/bin/textseg synth --out outputs/synth
+	.venv/bin/textseg notebooks --out outputs/notebooks -p figures_dir figures
 
 test:
 	bash scripts/setup.sh --browser
