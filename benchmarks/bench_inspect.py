@@ -136,7 +136,7 @@ def tile_sweep(runs: list[Path], device: str, limit: int | None) -> str:
                 results[t].setdefault(cls, []).append(a.summary()["iou"])
         print(f"{run}: " + ", ".join(f"{t}: " + " ".join(f"{c} {v[-1]:.3f}" for c, v in results[t].items()) for t in SWEEP_TILES), flush=True)
     classes = sorted({c for r in results.values() for c in r})
-    lines = [f"| tile (photo px) | zoom vs training | " + " | ".join(f"{c} IoU" for c in classes) + " |",
+    lines = ["| tile (photo px) | zoom vs training | " + " | ".join(f"{c} IoU" for c in classes) + " |",
              "|---|---|" + "---|" * len(classes)]
     for t in SWEEP_TILES:
         cells = [f"{np.mean(results[t][c]):.3f} ± {np.std(results[t][c]):.3f} ({', '.join(f'{v:.3f}' for v in results[t][c])})" for c in classes]

@@ -8,48 +8,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from textseg.cache import FeatureCache, file_sha1
 from textseg.data import SegDataset, collect_split
 from textseg.prompts import all_prompts
 
-
-class FakeVisual(nn.Module):
-    """Deterministic stand-in for VisualEncoder: (B, 3, 224, 224) -> (B, 196, 6), counting images encoded."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        self.identity = {"name": "fake", "weights": "random", "sha256": None, "seed": seed, "layers": [0]}
-        self.seed, self.calls, self.encoded = seed, 0, 0
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        self.encoded += len(images)
-        patches = images.unfold(2, 16, 16).unfold(3, 16, 16).mean(dim=(-1, -2))  # (B, 3, 14, 14)
-        left = images[..., :8].mean(dim=(-1, -2)).unsqueeze(1).expand(-1, 196, -1)  # orientation-sensitive
-        tokens = torch.cat([patches.flatten(2).transpose(1, 2), left], dim=-1)  # (B, 196, 6)
-        return tokens + self.seed
-
-
-class FakeText(nn.Module):
-    """Stand-in for TextEncoder: prompt length and characters as features (B, 77, 4), padding after the text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.identity = {"name": "fake-text", "weights": "random", "sha256": None, "seed": 0, "layers": None}
-        self.encoded = 0
-
-    def tokenize(self, prompts: list[str]) -> torch.Tensor:
-        out = torch.zeros(len(prompts), 77, dtype=torch.long)
-        for i, p in enumerate(prompts):
-            out[i, : len(p)] = torch.tensor([ord(c) for c in p])
-        return out
-
-    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.encoded += len(tokens)
-        feats = torch.stack([tokens.float() / 100, tokens.float().cumsum(1) / 1000, tokens.gt(0).float(), torch.ones_like(tokens).float()], -1)
-        return feats, tokens == 0
+from conftest import FakeText, FakeVisual
 
 
 def _dataset(root: Path, n: int = 5) -> list:

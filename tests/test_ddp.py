@@ -14,7 +14,7 @@ import torch.distributed as dist
 from textseg.checkpoint import load_checkpoint
 from textseg.cli import main
 
-from test_train import make_dataset  # noqa: E402
+from conftest import make_dataset
 
 pytestmark = [
     pytest.mark.slow,

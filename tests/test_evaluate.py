@@ -21,7 +21,7 @@ from textseg.evaluate import best_and_worst, compare_reports, evaluate, load_rep
 from textseg.predict import Segmenter  # noqa: E402
 from textseg.prompts import PROMPTS  # noqa: E402
 
-from test_predict import make_checkpoint  # noqa: E402
+from conftest import make_checkpoint  # noqa: E402
 
 
 def _rect(h: int, w: int, rows: slice, cols: slice) -> np.ndarray:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_predict import _photo, make_checkpoint  # noqa: E402
+from conftest import make_checkpoint, wall_photo
 
-from textseg.cli import main  # noqa: E402
-from textseg.images import load_mask  # noqa: E402
-from textseg.inspection import MeasureSettings, inspect_photos, label_text, measured_class  # noqa: E402
-from textseg.predict import Segmenter, Tiling  # noqa: E402
+from textseg.cli import main
+from textseg.images import load_mask
+from textseg.inspection import MeasureSettings, inspect_photos, label_text, measured_class
+from textseg.predict import Segmenter, Tiling
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +108,8 @@ def test_measure_cli_non_binary_and_corrupt_masks_are_named(tmp_path: Path, caps
 def test_inspect_cli_tiled_writes_full_size_masks_and_report(ckpt: Path, tmp_path: Path, capsys) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
-    Image.fromarray(_photo(300, 420)).save(photos / "wall.jpg")
-    Image.fromarray(_photo(60, 80, seed=1)).save(photos / "small.png")
+    Image.fromarray(wall_photo(300, 420)).save(photos / "wall.jpg")
+    Image.fromarray(wall_photo(60, 80, seed=1)).save(photos / "small.png")
     (photos / "broken.jpg").write_bytes((photos / "wall.jpg").read_bytes()[:50])
     out = tmp_path / "out"
     code, stdout, err = _run(["inspect", str(photos), "--ckpt", str(ckpt), "--prompt", "segment crack", "--out", str(out),
@@ -131,7 +129,7 @@ def test_inspect_needs_a_class_the_prompt_names(ckpt: Path, tmp_path: Path, caps
     assert measured_class("segment taping area") == "taping" and measured_class("the cracks") == "crack"
     assert measured_class("something", "drywall") == "taping"
     img = tmp_path / "x.png"
-    Image.fromarray(_photo(40, 40)).save(img)
+    Image.fromarray(wall_photo(40, 40)).save(img)
     code, _, err = _run(["inspect", str(img), "--ckpt", str(ckpt), "--prompt", "defect", "--out", str(tmp_path / "o")], capsys)
     assert code == 1 and "does not name one class" in err and not (tmp_path / "o").exists()
 
@@ -139,7 +137,7 @@ def test_inspect_needs_a_class_the_prompt_names(ckpt: Path, tmp_path: Path, caps
 def test_inspect_photos_api_wrong_prompt_gives_zero_defects(ckpt: Path, tmp_path: Path, monkeypatch) -> None:
     seg = Segmenter.from_checkpoint(ckpt, device="cpu")
     img = tmp_path / "x.png"
-    Image.fromarray(_photo(200, 260)).save(img)
+    Image.fromarray(wall_photo(200, 260)).save(img)
     monkeypatch.setattr(seg, "tiled_probability", lambda *a, **k: np.zeros((200, 260), np.float32))
     report = inspect_photos(seg, [img], "segment taping area", tmp_path / "o", tiling=Tiling(128), settings=MeasureSettings(mm_per_px=0.1))
     data = report.to_json()

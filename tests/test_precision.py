@@ -11,7 +11,7 @@ from textseg import precision
 from textseg.cache import FeatureCache
 from textseg.precision import amp_dtype, autocast
 
-from test_cache import FakeText, FakeVisual  # noqa: E402
+from conftest import FakeText, FakeVisual
 
 CPU = torch.device("cpu")
 

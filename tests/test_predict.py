@@ -12,24 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
-from textseg.checkpoint import CheckpointError, save_checkpoint
+from textseg.checkpoint import CheckpointError
 from textseg.cli import main
-from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
-from textseg.model import build_model
+from textseg.config import ModelConfig
 from textseg.images import load_image, load_mask
 from textseg.predict import Prediction, Segmenter, Tiling, blend_window, tile_starts, to_rgb, token_strings
 from textseg.viz import overlay
 
-TINY = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="refine", dim=32, heads=8, refine_width=8, refine_size=64, visual_weights="random", text_weights="random")
-
-
-def make_checkpoint(path: Path, model_cfg: ModelConfig = TINY, data_cfg: DataConfig | None = None) -> Path:
-    """A loadable checkpoint of an untrained tiny model (random encoders and decoder)."""
-    model = build_model(model_cfg)
-    configs = {"data": to_dict(data_cfg or DataConfig()), "model": to_dict(model.cfg), "train": to_dict(TrainConfig(epochs=1))}
-    payload = {"decoder": model.decoder.state_dict(), "epoch": 1, "configs": configs, "encoders": model.identity, "metrics": {}}
-    return save_checkpoint(path, payload)
-
+from conftest import TINY, make_checkpoint, wall_photo
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -41,21 +31,14 @@ def seg(ckpt: Path) -> Segmenter:
     return Segmenter.from_checkpoint(ckpt, device="cpu")
 
 
-def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full((h, w, 3), 170, np.uint8)
-    img[h // 2 - 2 : h // 2 + 2] = 40  # a dark horizontal "crack"
-    return np.clip(img + rng.integers(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
-
-
 def _save(tmp: Path, name: str, h: int = 50, w: int = 80, seed: int = 0) -> Path:
     path = tmp / name
-    Image.fromarray(_photo(h, w, seed)).save(path)
+    Image.fromarray(wall_photo(h, w, seed)).save(path)
     return path
 
 
 def test_prediction_at_original_size_with_attention(seg: Segmenter) -> None:
-    (pred,) = seg.predict([_photo(50, 80)], "segment crack", threshold=0.3, return_attention=True)
+    (pred,) = seg.predict([wall_photo(50, 80)], "segment crack", threshold=0.3, return_attention=True)
     assert isinstance(pred, Prediction)
     assert pred.prob.shape == (50, 80) and pred.prob.dtype == np.float32
     assert pred.mask.dtype == bool and (pred.mask == (pred.prob > 0.3)).all()
@@ -67,7 +50,7 @@ def test_prediction_at_original_size_with_attention(seg: Segmenter) -> None:
     assert np.abs(pred.attention[..., len(pred.tokens) :]).max() == 0.0  # never attends to padding
     lower = pred.with_threshold(0.1)
     assert (lower.mask == (pred.prob > 0.1)).all() and lower.threshold == 0.1 and lower.prob is pred.prob
-    assert seg.predict([_photo(50, 80)], "segment crack")[0].attention is None
+    assert seg.predict([wall_photo(50, 80)], "segment crack")[0].attention is None
     stats = pred.stats()
     assert stats["width"] == 80 and stats["height"] == 50
     assert stats["foreground_pixels"] == int(pred.mask.sum())
@@ -75,7 +58,7 @@ def test_prediction_at_original_size_with_attention(seg: Segmenter) -> None:
 
 
 def test_batched_equals_one_at_a_time(seg: Segmenter) -> None:
-    images = [_photo(50, 80, 0), _photo(64, 64, 1), _photo(31, 47, 2), _photo(50, 80, 4)]
+    images = [wall_photo(50, 80, 0), wall_photo(64, 64, 1), wall_photo(31, 47, 2), wall_photo(50, 80, 4)]
     prompts = ["segment crack", "drywall seam", "segment crack", "wall crack"]
     batched = seg.predict(images, prompts, batch_size=3)
     single = [seg.predict([img], [p], batch_size=1)[0] for img, p in zip(images, prompts)]
@@ -101,7 +84,7 @@ def seg_vit(ckpt_vit: Path) -> Segmenter:
 
 def test_without_vit_no_visual_tokens(seg: Segmenter) -> None:
     assert seg.visual is None and seg.model_cfg.queries == "pixel"
-    assert seg.encode_image(_photo(50, 80)).tokens is None
+    assert seg.encode_image(wall_photo(50, 80)).tokens is None
 
 
 def test_encode_once_then_many_prompts(seg_vit: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +101,7 @@ def test_encode_once_then_many_prompts(seg_vit: Segmenter, monkeypatch: pytest.M
     monkeypatch.setattr(seg.visual, "forward", count("visual", visual_forward))
     monkeypatch.setattr(seg.text, "forward", count("text", text_forward))
     seg._prompts.clear()
-    encoded = seg.encode_image(_photo(50, 80))
+    encoded = seg.encode_image(wall_photo(50, 80))
     assert encoded.size == (50, 80) and encoded.image.shape == (3, 224, 224)
     first = seg.predict_encoded(encoded, "hairline crack", threshold=0.4)
     second = seg.predict_encoded(encoded, "taped joint", threshold=0.4, return_attention=True)
@@ -127,14 +110,14 @@ def test_encode_once_then_many_prompts(seg_vit: Segmenter, monkeypatch: pytest.M
     assert second.attention.shape == (8, 196, 77)  # ViT queries: 14 x 14 patches
     np.testing.assert_allclose(first.prob, again.prob)
     assert again.mask.sum() <= first.mask.sum()
-    direct = seg.predict([_photo(50, 80)], "hairline crack")[0]
+    direct = seg.predict([wall_photo(50, 80)], "hairline crack")[0]
     np.testing.assert_allclose(first.prob, direct.prob, atol=1e-5)
 
 
 def test_grayscale_rgba_and_16bit_inputs(seg: Segmenter, tmp_path: Path) -> None:
     gray = (np.arange(50 * 80).reshape(50, 80) % 256).astype(np.uint8)
     Image.fromarray(gray, mode="L").save(tmp_path / "gray.png")
-    rgba = np.dstack([_photo(50, 80), np.full((50, 80), 255, np.uint8)])
+    rgba = np.dstack([wall_photo(50, 80), np.full((50, 80), 255, np.uint8)])
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
     deep = (gray.astype(np.uint16) * 257)
     Image.fromarray(deep).save(tmp_path / "deep.png")
@@ -144,7 +127,7 @@ def test_grayscale_rgba_and_16bit_inputs(seg: Segmenter, tmp_path: Path) -> None
     assert [p.source for p in preds] == [str(p) for p in paths]
     np.testing.assert_array_equal(to_rgb(deep), load_image(tmp_path / "deep.png"))
     np.testing.assert_array_equal(to_rgb(gray), np.repeat(gray[..., None], 3, axis=2))
-    np.testing.assert_array_equal(to_rgb(rgba), _photo(50, 80))
+    np.testing.assert_array_equal(to_rgb(rgba), wall_photo(50, 80))
     np.testing.assert_allclose(preds[0].prob, preds[2].prob, atol=1e-5)  # 16-bit = same gray levels
     np.testing.assert_allclose(seg.predict([rgba], "segment crack")[0].prob, preds[1].prob, atol=1e-5)
     with pytest.raises(ValueError, match="shape"):
@@ -153,11 +136,11 @@ def test_grayscale_rgba_and_16bit_inputs(seg: Segmenter, tmp_path: Path) -> None
 
 def test_prompt_errors_and_overlong_warning(seg: Segmenter) -> None:
     with pytest.raises(ValueError, match="empty prompt"):
-        seg.predict([_photo(20, 20)], "   ")
+        seg.predict([wall_photo(20, 20)], "   ")
     with pytest.raises(ValueError, match="threshold"):
-        seg.predict([_photo(20, 20)], "crack", threshold=1.5)
+        seg.predict([wall_photo(20, 20)], "crack", threshold=1.5)
     with pytest.warns(UserWarning, match="longer than CLIP"):
-        (pred,) = seg.predict([_photo(20, 20)], "crack " * 100)
+        (pred,) = seg.predict([wall_photo(20, 20)], "crack " * 100)
     assert pred.prob.shape == (20, 20) and len(pred.tokens) == 77
     assert token_strings([49406, 15615, 10334, 49407, 0, 0]) == ["<start>", "segment", "crack", "<end>"]
 
@@ -268,7 +251,7 @@ def test_seed_decoder_checkpoint_also_predicts(tmp_path: Path) -> None:
     seg = Segmenter.from_checkpoint(make_checkpoint(tmp_path / "seed.pt", cfg), device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        (pred,) = seg.predict([_photo(33, 57)], "segment taping area", return_attention=True)
+        (pred,) = seg.predict([wall_photo(33, 57)], "segment taping area", return_attention=True)
     assert pred.prob.shape == (33, 57) and pred.attention.shape == (8, 196, 77)
 
 
@@ -291,7 +274,7 @@ def test_tile_starts_cover_the_axis_and_window_fades() -> None:
 
 
 def test_tiled_photo_no_larger_than_a_tile_is_predicted_whole(seg: Segmenter) -> None:
-    photo = _photo(50, 80)
+    photo = wall_photo(50, 80)
     (whole,) = seg.predict([photo], "segment crack")
     (tiled,) = seg.predict([photo], "segment crack", tiling=Tiling(size=80))
     assert np.array_equal(whole.prob, tiled.prob)
@@ -324,7 +307,7 @@ def test_tiled_blending_has_no_seams(seg: Segmenter, monkeypatch: pytest.MonkeyP
     assert np.abs(prob - gray / 255.0).max() < 0.03  # a seam or an unnormalised blend would stand out
 
 
-def test_tiled_gate_comes_from_the_whole_photo(seg: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiled_gate_comes_from_the_wholewall_photo(seg: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
     photo = np.full((300, 500, 3), 230, np.uint8)  # bright: pixel probability about 0.9 everywhere
     monkeypatch.setattr(seg, "_forward", _brightness_forward([], presence=20.0, tile_presence=-20.0))
     kept = seg.predict([photo], "segment crack", tiling=Tiling(size=128))[0]
@@ -335,7 +318,7 @@ def test_tiled_gate_comes_from_the_whole_photo(seg: Segmenter, monkeypatch: pyte
 
 
 def test_tiled_real_model_batches_agree(seg: Segmenter) -> None:
-    photo = _photo(300, 500)
+    photo = wall_photo(300, 500)
     one = seg.tiled_probability(photo, "segment crack", Tiling(size=128, batch_size=1))
     many = seg.tiled_probability(photo, "segment crack", Tiling(size=128, batch_size=6))
     assert one.shape == (300, 500) and 0.0 <= one.min() <= one.max() <= 1.0
@@ -348,7 +331,7 @@ def test_exif_orientation_is_honoured(seg: Segmenter, ckpt: Path, tmp_path: Path
     path = tmp_path / "phone.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: display rotated 90 degrees clockwise
-    Image.fromarray(_photo(40, 90)).save(path, exif=exif)
+    Image.fromarray(wall_photo(40, 90)).save(path, exif=exif)
     assert load_image(path).shape == (40, 90, 3) and to_rgb(path).shape == (90, 40, 3)
     out = tmp_path / "out"
     code, stdout, _ = _run(["predict", str(path), "--prompt", "crack", "--ckpt", str(ckpt), "--out", str(out),

@@ -10,7 +10,7 @@ import pytest
 from textseg.schedule import FINAL_LR_FRACTION, lr_factor, run_progress
 from textseg.train import train
 
-from test_train import _lines, make_dataset, tiny_configs  # noqa: E402
+from conftest import make_dataset, read_jsonl, tiny_configs
 
 
 def test_progress_follows_epochs_or_the_time_limit_whichever_ends_the_run_first() -> None:
@@ -40,7 +40,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_a_cosine_run_records_the_scheduled_rate_of_each_epoch(roots: dict[str, Path], tmp_path: Path) -> None:
     train(*tiny_configs(roots, "seed", epochs=3, lr=1e-3, lr_schedule="cosine"), tmp_path)
-    lrs = [m["lr"] for m in _lines(tmp_path / "metrics.jsonl")]
+    lrs = [m["lr"] for m in read_jsonl(tmp_path / "metrics.jsonl")]
     expected = [1e-3 * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * (1 + math.cos(math.pi * e / 3)) / 2) for e in range(3)]
     assert lrs == pytest.approx(expected)
 
@@ -54,5 +54,5 @@ def test_an_unknown_schedule_fails_before_training(roots: dict[str, Path], tmp_p
 def test_resume_with_a_new_lr_uses_it(roots: dict[str, Path], tmp_path: Path) -> None:
     train(*tiny_configs(roots, "seed", epochs=1, lr=1e-3), tmp_path)
     train(*tiny_configs(roots, "seed", epochs=2, lr=1e-4), tmp_path, resume=tmp_path / "last.pt")  # the optimizer state holds 1e-3
-    lrs = [m["lr"] for m in _lines(tmp_path / "metrics.jsonl")]
+    lrs = [m["lr"] for m in read_jsonl(tmp_path / "metrics.jsonl")]
     assert lrs == pytest.approx([1e-3, 1e-4])

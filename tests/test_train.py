@@ -9,49 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from textseg.checkpoint import CheckpointError, load_checkpoint
 from textseg.cli import main
-from textseg.config import DataConfig, ModelConfig, TrainConfig
 from textseg.prompts import all_prompts
 from textseg.train import resolve_device, train
 
-N_TRAIN, N_VALID = 4, 2  # per class
-
-
-def make_dataset(root: Path, cls: str, n_train: int = N_TRAIN, n_valid: int = N_VALID, size: int = 64, seed: int = 0) -> Path:
-    """A tiny dataset in the seed layout (split/images + split/masks): dark diagonal cracks or bright vertical seams."""
-    rng = np.random.default_rng(seed + (0 if cls == "crack" else 100))
-    for split, n in (("train", n_train), ("valid", n_valid)):
-        (root / split / "images").mkdir(parents=True, exist_ok=True)
-        (root / split / "masks").mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            img = rng.integers(90, 160, (size, size, 3)).astype(np.uint8)
-            mask = np.zeros((size, size), bool)
-            c = int(rng.integers(10, size - 20))
-            if cls == "crack":
-                for y in range(size):
-                    x = min(size - 2, max(1, c + (y - size // 2) // 3))
-                    mask[y, x - 1 : x + 2] = True
-                img[mask] = 30
-            else:
-                mask[:, c : c + 8] = True
-                img[mask] = 230
-            Image.fromarray(img).save(root / split / "images" / f"{cls}_{i}.png")
-            Image.fromarray(mask.astype(np.uint8) * 255).save(root / split / "masks" / f"{cls}_{i}.png")
-    return root
-
-
-def tiny_configs(roots: dict[str, Path], decoder: str = "refine", **train_kwargs) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    """Configs for a fast CPU run: tiny ViT, narrow decoder, batch 4."""
-    data_cfg = DataConfig(roots={c: str(r) for c, r in roots.items()}, negative_rate=0.3)
-    # the pretrained pixel encoder (refine) with ViT queries, so the ViT feature cache is exercised too
-    model_cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder=decoder, dim=64, heads=4, refine_width=8, refine_size=64,
-                            visual_weights="random", text_weights="random", queries="vit")
-    train_cfg = TrainConfig(**{"epochs": 3, "batch_size": 4, "lr": 3e-3, "save_interval": 2, "device": "cpu", **train_kwargs})
-    return data_cfg, model_cfg, train_cfg
-
+from conftest import N_TRAIN, N_VALID, make_dataset, read_jsonl, tiny_configs
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -64,10 +28,6 @@ def refine_run(roots: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     """One uninterrupted 4-epoch refine run, shared by several tests."""
     out = tmp_path_factory.mktemp("runs") / "full"
     return out, train(*tiny_configs(roots, epochs=4), out)
-
-
-def _lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_resolve_device() -> None:
@@ -84,7 +44,7 @@ def test_run_writes_files_metrics_and_checkpoints(refine_run: tuple[Path, dict])
     out, summary = refine_run
     names = sorted(p.name for p in out.iterdir())
     assert names == ["best.pt", "config.json", "epoch_002.pt", "epoch_004.pt", "last.pt", "metrics.jsonl"]  # no temp files
-    lines = _lines(out / "metrics.jsonl")
+    lines = read_jsonl(out / "metrics.jsonl")
     assert [m["epoch"] for m in lines] == [1, 2, 3, 4] and lines == summary["history"]
     for key in ("train_loss", "val_loss", "iou_crack", "iou_taping", "dice_crack", "dice_taping", "neg_fp_crack",
                 "negative_fp_rate", "mean_iou", "score", "epoch_time_s", "lr"):
@@ -128,7 +88,7 @@ def test_resume_matches_uninterrupted_run(roots: dict[str, Path], tmp_path: Path
     (tmp_path / "metrics.jsonl").open("a").write('{"epoch": 3, "train_loss": 9.0}\n')  # killed after logging, before last.pt
     resumed = train(*tiny_configs(roots, epochs=4), tmp_path, resume=tmp_path / "last.pt")
     assert resumed["epochs_run"] == 2
-    for a, b in zip(full["history"], _lines(tmp_path / "metrics.jsonl"), strict=True):
+    for a, b in zip(full["history"], read_jsonl(tmp_path / "metrics.jsonl"), strict=True):
         assert a["epoch"] == b["epoch"]
         for key in ("train_loss", "val_loss", "iou_crack", "iou_taping", "negative_fp_rate"):
             assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (a["epoch"], key)
@@ -141,7 +101,7 @@ def test_max_minutes_stops_cleanly(roots: dict[str, Path], tmp_path: Path) -> No
     summary = train(*tiny_configs(roots, "seed", epochs=5, max_minutes=0.0), tmp_path)
     assert summary["stopped_early"] and summary["epochs_run"] == 1
     assert {p.name for p in tmp_path.glob("*.pt")} == {"best.pt", "last.pt"}
-    assert len(_lines(tmp_path / "metrics.jsonl")) == 1
+    assert len(read_jsonl(tmp_path / "metrics.jsonl")) == 1
 
 
 def test_no_cache_recomputes_encoders_same_result(roots: dict[str, Path], tmp_path: Path) -> None:
@@ -186,7 +146,7 @@ def test_cli_train_and_resume(roots: dict[str, Path], tmp_path: Path, capsys: py
     assert "best epoch 1: IoU crack" in capsys.readouterr().out
     assert len(list((out / "cache").rglob("*.pt"))) == 2 * 2 * N_TRAIN + 2 * N_VALID + len(all_prompts())
     assert main(["train", "--out", str(out), "--epochs", "2", "--resume"]) == 0  # everything else from last.pt
-    assert [m["epoch"] for m in _lines(out / "metrics.jsonl")] == [1, 2]
+    assert [m["epoch"] for m in read_jsonl(out / "metrics.jsonl")] == [1, 2]
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["configs"]["model"]["decoder"] == "seed" and ckpt["configs"]["train"]["epochs"] == 2
     assert ckpt["configs"]["train"]["cache"] == "disk" and ckpt["metrics"]["cache"]["visual_misses"] == 0
@@ -226,7 +186,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_earlier_checkpoints(
     out = tmp_path / "run"
     with pytest.raises(FloatingPointError, match=r"training loss became nan in epoch 2; .*last\.pt with a lower --lr"):
         train(*tiny_configs(roots, epochs=3, save_interval=1), out)
-    assert load_checkpoint(out / "last.pt")["epoch"] == 1 and [m["epoch"] for m in _lines(out / "metrics.jsonl")] == [1]
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1 and [m["epoch"] for m in read_jsonl(out / "metrics.jsonl")] == [1]
 
 
 def test_augmented_training_runs_and_resumes_to_the_same_result(roots: dict[str, Path], tmp_path: Path) -> None:
