@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import nbformat
@@ -303,3 +304,20 @@ def test_training_verdict_warns_on_a_run_far_below_expectations(tmp_path: Path) 
     short = training_verdict(_metrics(tmp_path / "short", 2, 0.04, 0.0))
     assert "WARNING: far below what the model reaches (only 2 epochs, crack IoU 0.04, taping IoU 0.00" in short
     assert "WARNING" in training_verdict(tmp_path / "missing")
+
+
+def test_epoch_logger_reports_new_epochs_while_a_notebook_trains(tmp_path, caplog):
+    from textseg.notebooks import EpochLogger, _run_dir
+
+    assert _run_dir(NOTEBOOKS_DIR / "03_train_decoder.ipynb", {}) == Path("outputs/runs/main")
+    assert _run_dir(NOTEBOOKS_DIR / "03_train_decoder.ipynb", {"run_dir": "x/run"}) == Path("x/run")
+    assert _run_dir(NOTEBOOKS_DIR / "05_evaluate.ipynb", {"run_dir": "x/run"}) is None
+    record = {"epoch": 1, "train_loss": 0.5, "iou_crack": 0.25, "iou_taping": 0.5, "negative_fp_rate": 0.02, "epoch_time_s": 30}
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text(json.dumps(record) + "\n")
+    with caplog.at_level(logging.INFO, logger="textseg.notebooks"):
+        with EpochLogger(tmp_path, "03_train_decoder", interval_s=60):
+            with metrics.open("a") as f:
+                f.write(json.dumps({**record, "epoch": 2, "iou_crack": 0.375}) + "\n")
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert lines == ["03_train_decoder: epoch 2  train loss 0.500  IoU crack 0.375  IoU taping 0.500  wrong-prompt 2.0%  (30 s)"]

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,12 +154,68 @@ def run_notebooks(smoke: bool = False, only: list[str] | None = None, out_dir: P
     params.update(overrides)
     results = []
     for nb in notebooks:
-        result = run_notebook(nb, Path(out_dir) / nb.name, params, kernel_name=kernel_name)
+        with EpochLogger(_run_dir(nb, params), nb.stem):
+            result = run_notebook(nb, Path(out_dir) / nb.name, params, kernel_name=kernel_name)
         results.append(result)
         logger.info(result.summary())
         if not result.ok:
             break
     return results
+
+
+def _run_dir(path: Path, params: dict[str, Any]) -> Path | None:
+    """The training run a notebook writes (its `run_dir` parameter, given or default), None if it trains none."""
+    declared = declared_parameters(path)
+    if "run_dir" not in declared:
+        return None
+    return Path(params.get("run_dir", ast.literal_eval(declared["run_dir"])))
+
+
+class EpochLogger:
+    """While a notebook trains, log each epoch it appends to RUN/metrics.jsonl: papermill itself shows only a
+    cell counter, which stands still for the whole training cell."""
+
+    def __init__(self, run_dir: Path | None, name: str, interval_s: float = 5.0) -> None:
+        self.path = None if run_dir is None else Path(run_dir) / "metrics.jsonl"
+        self.name, self.interval_s = name, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self.seen = 0
+
+    def __enter__(self) -> "EpochLogger":
+        if self.path is not None:
+            self.seen = len(self._history())  # a previous run's epochs are not news
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path is not None:
+            self._stop.set()
+            self._thread.join()
+            self.poll()
+
+    def _history(self) -> list[dict[str, Any]]:
+        from textseg.train import read_history
+
+        try:
+            return read_history(self.path)
+        except (OSError, ValueError):  # a line being written, or a folder being replaced
+            return []
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll()
+
+    def poll(self) -> None:
+        """Log the epochs written since the last poll."""
+        history = self._history()
+        if len(history) < self.seen:  # the run started over
+            self.seen = 0
+        for m in history[self.seen :]:
+            ious = "  ".join(f"IoU {k[4:]} {v:.3f}" for k, v in m.items() if k.startswith("iou_"))
+            logger.info("%s: epoch %d  train loss %.3f  %s  wrong-prompt %.1f%%  (%.0f s)", self.name, m["epoch"],
+                        m.get("train_loss", float("nan")), ious, 100 * m.get("negative_fp_rate", 0.0), m.get("epoch_time_s", 0.0))
+        self.seen = len(history)
 
 
 # --- helpers the notebooks call -------------------------------------------------------------------
