@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import cv2
+import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
@@ -60,6 +61,7 @@ from textseg.data import GROUPS_FILE, Sample, available_splits, detect_layout, l
 from textseg.images import ImageReadError, atomic_path, is_image_file, load_image, save_json
 from textseg.labels import class_from_keywords
 from textseg.prompts import normalise_class
+from textseg.viz import save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -748,11 +750,6 @@ def pair_label(pair: Mapping[str, Any]) -> str:
 
 def audit_figure(report: dict[str, Any], path: str | Path, max_pairs: int = 4, title: str | None = None) -> Path:
     """Save counts per split and class, foreground histograms and a few duplicate pairs to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pairs = figure_pairs(report["cross_split_duplicates"], max_pairs)
     rows = 1 + len(pairs)
     fig = plt.figure(figsize=(10, 3.2 * rows))
@@ -785,11 +782,8 @@ def audit_figure(report: dict[str, Any], path: str | Path, max_pairs: int = 4, t
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    plt.close(save_figure(fig, path, dpi=80))
+    return Path(path)
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from textseg.measure import measure_mask
+from textseg.viz import save_figure  # noqa: F401 - also the notebooks' nb.save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -232,20 +233,6 @@ def setup_notebook(figures_dir: str | Path = "figures") -> Path:
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
     return figures
-
-
-def save_figure(fig: Any, path: str | Path | None = None, credit: bool | str = False, dpi: int = 110) -> Any:
-    """Add the datasets' CC BY 4.0 credit line when a figure shows real photos, save it if path is given."""
-    from textseg.images import atomic_path
-    from textseg.viz import CREDIT
-
-    if credit:
-        fig.text(0.5, 0.002, CREDIT if credit is True else str(credit), ha="center", va="bottom", fontsize=7, color="0.35")
-    if path is not None:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        logger.info("wrote %s", path)
-    return fig
 
 
 def show_markdown(text: str) -> None:

@@ -16,11 +16,13 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
 from textseg.measure import measure_mask
 from textseg.prompts import PROMPTS, canonical_prompt, prompt_class
+from textseg.viz import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +211,6 @@ class Playground:
 
     def snapshot(self, path: str | Path, credit: bool = True) -> Path:
         """Save the current view (overlay, mask, attention, statistics) as one PNG."""
-        import matplotlib.pyplot as plt
-
-        from textseg.notebooks import save_figure
-
         fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
         for ax, view, title in zip(axes, (self.overlay_view, self.mask_view, self.attention_view),
                                    ("overlay (mask in red)", "mask", "attention to the prompt's words")):

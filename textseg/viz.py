@@ -1,7 +1,8 @@
 """Pictures: mask overlays and outlines, image grids, attention heat maps, training and evaluation plots.
 
 Array helpers (`overlay`, `draw_outline`, `mask_outline`, `upsample_attention`) return uint8/float arrays;
-plotting helpers return a matplotlib Figure and, given `path`, also save it (atomically, by extension).
+plotting helpers return a matplotlib Figure and, given `path`, also save it through `save_figure`, the one
+saver every figure of the package goes through (atomically, by extension).
 Figures that show real photos take `credit=True` to print the datasets' CC BY 4.0 attribution.
 """
 
@@ -99,14 +100,15 @@ def upsample_attention(attention: np.ndarray, size: tuple[int, int]) -> np.ndarr
 # ---------------------------------------------------------------------------------------- figures
 
 
-def _finish(fig: Figure, path: str | Path | None, credit: bool | str | None = None) -> Figure:
-    """Add the credit footnote, save to `path` if given, and return the figure."""
+def save_figure(fig: Figure, path: str | Path | None = None, credit: bool | str | None = None, dpi: int = 120) -> Figure:
+    """The one figure saver: add the credit footnote (figures of real photos), save to `path` if given (atomically,
+    format by extension), and return the figure."""
     if credit:
         text = CREDIT if credit is True else str(credit)
         fig.text(0.5, 0.002, text, ha="center", va="bottom", fontsize=7, color="0.35")
     if path is not None:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=Path(path).suffix.lstrip(".").lower() or "png")
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".").lower() or "png")
         log.info("wrote %s", path)
     return fig
 
@@ -157,7 +159,7 @@ def image_grid(
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight() if suptitle else 1))  # room for the suptitle
-    return _finish(fig, path, credit)
+    return save_figure(fig, path, credit)
 
 
 def prediction_figure(
@@ -186,7 +188,7 @@ def prediction_figure(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _finish(fig, path, credit)
+    return save_figure(fig, path, credit)
 
 
 def heatmap_overlay(
@@ -259,7 +261,7 @@ def attention_figure(
     fig.colorbar(art, ax=axes, shrink=0.8, label="attention weight (visual token -> text token)")
     if title:
         fig.suptitle(title)
-    return _finish(fig, path, credit)
+    return save_figure(fig, path, credit)
 
 
 def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -325,7 +327,7 @@ def plot_training_curves(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _finish(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_threshold_sweep(
@@ -353,7 +355,7 @@ def plot_threshold_sweep(
         ax.legend(fontsize=8)
     fig.suptitle(title or f"threshold sweep on {report.get('split', '?')}")
     fig.tight_layout()
-    return _finish(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_run_comparison(
@@ -386,7 +388,7 @@ def plot_run_comparison(
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _finish(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------- inspection
@@ -475,4 +477,4 @@ def inspection_summary_figure(
     for ax in (ax_w, ax_l):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _finish(fig, path)
+    return save_figure(fig, path)
