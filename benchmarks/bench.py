@@ -49,7 +49,8 @@ from textseg.images import save_mask
 from textseg.losses import class_labels, decoder_loss
 from textseg.prompts import all_prompts, canonical_prompt
 from textseg.precision import amp_dtype, autocast
-from textseg.train import Dist, Unflipped, read_history, resolve_device, seed_everything, train_epoch
+from textseg.runs import read_history
+from textseg.train import Dist, Unflipped, resolve_device, seed_everything, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO.parent / "shared" / "data" / "roboflow-sample"
@@ -333,7 +334,7 @@ def run_quality(
         subprocess.run(cmd, check=True, cwd=REPO)
         train_s = time.monotonic() - tic
         best = load_checkpoint(run / "best.pt")
-        epochs = len(read_history(run / "metrics.jsonl"))
+        epochs = len(read_history(run))
         report = evaluate(Segmenter.from_checkpoint(run / "best.pt", device=device), roots, "valid", run / "eval")
         results[name] = {"report": report, "train_s": train_s, "epochs": epochs, "best_epoch": int(best["epoch"]), "run": run, "config": run_config(best)}
     return results

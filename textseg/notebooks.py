@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from textseg.measure import measure_mask
+from textseg.runs import metrics_path, read_history
 from textseg.viz import save_figure  # noqa: F401 - also the notebooks' nb.save_figure
 
 logger = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class EpochLogger:
     cell counter, which stands still for the whole training cell."""
 
     def __init__(self, run_dir: Path | None, name: str, interval_s: float = 5.0) -> None:
-        self.path = None if run_dir is None else Path(run_dir) / "metrics.jsonl"
+        self.path = None if run_dir is None else metrics_path(run_dir)
         self.name, self.interval_s = name, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -196,8 +197,6 @@ class EpochLogger:
             self.poll()
 
     def _history(self) -> list[dict[str, Any]]:
-        from textseg.train import read_history
-
         try:
             return read_history(self.path)
         except (OSError, ValueError):  # a line being written, or a folder being replaced
@@ -521,7 +520,7 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from textseg.train import read_history, train
+    from textseg.train import train
     from textseg.viz import plot_training_curves
 
     run_dir = Path(run_dir)
@@ -529,7 +528,7 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
     handle = None
     if ckpt is None and not overwrite and (run_dir / "last.pt").is_file():
         logger.info("%s already holds a run; showing it (overwrite=True retrains, resume='last' continues it)", run_dir)
-        history = read_history(run_dir / "metrics.jsonl")
+        history = read_history(run_dir)
         summary = {"history": history, "best": max(history, key=lambda m: m.get("score", 0.0)), "epochs_run": 0,
                    "stopped_early": False, "cache": history[-1].get("cache", {}), "elapsed_s": 0.0}
     else:
@@ -566,9 +565,7 @@ def _refresh_curves(run_dir: Path, handle: Any, shown: int) -> int:
 
     from textseg.viz import plot_training_curves
 
-    from textseg.train import read_history
-
-    epochs = len(read_history(run_dir / "metrics.jsonl"))
+    epochs = len(read_history(run_dir))
     if epochs > shown:
         fig = plot_training_curves(run_dir, title=f"training run {run_dir} (live, {epochs} epochs)")
         handle.update(fig)
@@ -772,9 +769,7 @@ def training_verdict(run_dir: str | Path) -> str:
     """One line on a training run folder: epochs, its best epoch's IoU per class and wrong-prompt rate, and a warning
     when it ended far below what the model should reach."""
     from textseg import CLASSES
-    from textseg.train import read_history
-
-    history = read_history(Path(run_dir) / "metrics.jsonl")
+    history = read_history(run_dir)
     if not history:
         return f"training: WARNING: {run_dir} holds no finished epoch"
     best = max(history, key=lambda m: m["score"])

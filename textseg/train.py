@@ -19,7 +19,6 @@ its shard of the images, validates its shard; rank 0 writes checkpoints and logs
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -42,11 +41,12 @@ from textseg.cache import FeatureCache
 from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
 from textseg.config import QUERIES, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from textseg.ema import WeightAverage
-from textseg.images import atomic_path, save_json
+from textseg.images import save_json
 from textseg.losses import class_labels, decoder_loss
 from textseg.model import build_model
 from textseg.precision import amp_dtype, autocast
 from textseg.schedule import LR_SCHEDULES, lr_factor, run_progress
+from textseg.runs import append_epoch, metrics_path, read_history, write_history
 
 LOGGER = logging.getLogger(__name__)
 NEGATIVE_FP_FRACTION = 0.01  # a negative prompt is a false positive when > 1% of pixels are predicted
@@ -293,26 +293,12 @@ def summarise_validation(sums: dict[str, float]) -> dict[str, float]:
 
 
 # ---- run directory ----------------------------------------------------------------------------
-def read_history(path: Path, upto: int | None = None) -> list[dict[str, Any]]:
-    """The epochs of a metrics.jsonl ([] if there is none), only those <= upto when given (lines a killed run
-    wrote after its last checkpoint are dropped on resume)."""
-    if not path.is_file():
-        return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [m for m in lines if upto is None or m["epoch"] <= upto]
-
-
-def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(m) + "\n" for m in history))
-
-
 def _check_out_dir(out_dir: Path, resume: Path | None, overwrite: bool) -> None:
     """Refuse to mix a new run into a folder holding another run's checkpoints."""
     if resume is None and not overwrite and (out_dir / "last.pt").exists():
         raise FileExistsError(f"{out_dir} already holds a training run ({out_dir / 'last.pt'}); use --resume to continue it, --overwrite to replace it, or another --out")
     if resume is None and overwrite:
-        for old in [*out_dir.glob("epoch_*.pt"), out_dir / "best.pt", out_dir / "last.pt", out_dir / "metrics.jsonl"]:
+        for old in [*out_dir.glob("epoch_*.pt"), out_dir / "best.pt", out_dir / "last.pt", metrics_path(out_dir)]:
             old.unlink(missing_ok=True)
 
 
@@ -365,7 +351,7 @@ def train(
     first_epoch, best_score, history = 0, -math.inf, []
     if ckpt is not None:
         first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler, ckpt_path)
-        history = read_history(out_dir / "metrics.jsonl", first_epoch)
+        history = read_history(out_dir, first_epoch)
         LOGGER.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
     ema = WeightAverage(decoder, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
     if ema is not None and ckpt is not None and "train_decoder" in ckpt.get("state", {}):
@@ -373,7 +359,7 @@ def train(
     if info.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_json({**configs, "encoders": identity}, out_dir / "config.json")
-        _write_history(out_dir / "metrics.jsonl", history)
+        write_history(out_dir, history)
 
     cache = FeatureCache(visual, text, train_cfg.cache, out_dir / "cache", device, batch_size=max(16, train_cfg.batch_size // info.world), amp_dtype=dtype)
     _precompute(cache, train_ds, val_ds, data_cfg, info)
@@ -450,7 +436,7 @@ def train(
         "epochs_run": epochs_run,
         "stopped_early": stopped_early,
         "cache": dict(cache.stats),
-        "paths": {"best": out_dir / "best.pt", "last": out_dir / "last.pt", "metrics": out_dir / "metrics.jsonl"},
+        "paths": {"best": out_dir / "best.pt", "last": out_dir / "last.pt", "metrics": metrics_path(out_dir)},
         "elapsed_s": time.monotonic() - start,
     }
 
@@ -468,8 +454,7 @@ def _restore(ckpt: dict[str, Any], decoder: nn.Module, optimizer: torch.optim.Op
 def _save_epoch(out_dir: Path, payload: dict[str, Any], is_best: bool, save_interval: int) -> None:
     """Append the metrics line, then write last.pt, best.pt (if best) and epoch_XXX.pt (every save_interval)."""
     epoch = payload["epoch"]
-    with (out_dir / "metrics.jsonl").open("a") as f:
-        f.write(json.dumps(payload["metrics"]) + "\n")
+    append_epoch(out_dir, payload["metrics"])
     save_checkpoint(out_dir / "last.pt", payload)
     if is_best:
         save_checkpoint(out_dir / "best.pt", payload)

@@ -8,7 +8,6 @@ Figures that show real photos take `credit=True` to print the datasets' CC BY 4.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -20,6 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
 from textseg.images import atomic_path
+from textseg.runs import metrics_path, read_history
 
 log = logging.getLogger(__name__)
 
@@ -278,20 +278,10 @@ def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 def read_metrics(run: str | Path) -> list[dict[str, float]]:
     """Rows of RUN/metrics.jsonl (or a given .jsonl file), nested keys flattened as "a/b"."""
-    path = Path(run)
-    if path.is_dir():
-        path = path / "metrics.jsonl"
+    path = metrics_path(run)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics file; is this a training run directory?")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(_flatten(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: not JSON ({exc})") from exc
-    return rows
+    return [_flatten(m) for m in read_history(path)]
 
 
 def plot_training_curves(
