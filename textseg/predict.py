@@ -6,7 +6,10 @@
 For interactive use the image is encoded once (`encode_image`) and any number of prompts are decoded
 against it (`predict_encoded`); text features are cached per prompt, so a new prompt never re-runs the ViT.
 
-`textseg predict IMG [IMG ...] --prompt P --ckpt RUN/best.pt --out DIR` writes `{name}_mask.png`
+Large photos: `seg.predict(images, prompt, tiling=Tiling())` segments each at full resolution in overlapping,
+blended tiles (`Segmenter.tiled_probability`), with the presence gate decided on the whole photo.
+
+`textseg predict IMG [IMG ...] --prompt P --ckpt RUN/best.pt --out DIR [--tile]` writes `{name}_mask.png`
 (0/255, original size) and `{name}_overlay.png` (mask in red) per image and prints statistics. An
 unreadable image is reported and gets no files; the others are still written, and the command then
 exits with status 1 naming every unreadable image. Prompt, checkpoint and device errors stop the
