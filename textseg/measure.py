@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 WIDTH_CLASSES: tuple[tuple[str, float], ...] = (("hairline", 0.1), ("fine", 1.0), ("medium", 2.0), ("wide", math.inf))
 """Crack width classes as (name, upper bound in mm); a width takes the first class whose bound it does not exceed."""
 
-_EIGHT = np.ones((3, 3), dtype=bool)
 _OFFSETS: tuple[tuple[int, int], ...] = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 _STEP_PX = 6  # polyline vertex spacing along the centre line: long enough to average out digital staircases
 _SPUR_FACTOR = 1.5  # an end branch shorter than this many local half-widths is a skeletonization artefact

@@ -121,6 +121,8 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     if isinstance(image, (str, Path)):
         return load_image(image, upright=True)
     arr = np.asarray(image)
+    if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3 and 0 not in arr.shape:
+        return np.ascontiguousarray(arr)  # already RGB: no copy of a full-size photo through PIL
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or 0 in arr.shape:
@@ -139,8 +141,9 @@ def to_rgb(image: ImageInput) -> np.ndarray:
 
 def image_tensor(rgb: np.ndarray, size: int = MODEL_SIZE) -> torch.Tensor:
     """uint8 (H, W, 3) -> float (3, size, size) in [0, 1], resized bilinearly (as the dataset does)."""
-    resized = Image.fromarray(rgb).resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    if rgb.shape[:2] != (size, size):  # a tile is already model-sized
+        rgb = Image.fromarray(np.ascontiguousarray(rgb)).resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
 def check_prompt(prompt: object) -> str:
