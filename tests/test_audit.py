@@ -309,11 +309,19 @@ def test_figure_shows_both_kinds_best_first():
     assert A.pair_label(pairs[0]) == "copy, distance 0.100"
 
 
-def test_root_without_class_name_needs_class_prefix(tmp_path):
+def test_a_plain_folder_is_audited_without_a_class(tmp_path, capsys):
     (tmp_path / "mydata" / "train").mkdir(parents=True)
-    with pytest.raises(ValueError, match="CLASS=ROOT"):
-        A.parse_roots([tmp_path / "mydata"])
-    assert A.parse_roots([f"taping={tmp_path / 'mydata'}"]) == {tmp_path / "mydata": "taping"}
+    (tmp_path / "cracks").mkdir()
+    assert A.parse_roots([tmp_path / "mydata", tmp_path / "cracks", f"taping={tmp_path / 'mydata'}"]) == [
+        (None, tmp_path / "mydata"), ("crack", tmp_path / "cracks"), ("taping", tmp_path / "mydata")]
+    with pytest.raises(FileNotFoundError, match="nowhere: no such dataset root"):
+        A.parse_roots([tmp_path / "nowhere"])
+    root = tmp_path / "walls"
+    make_dataset(root)
+    figure = tmp_path / "audit.png"
+    assert main(["audit", str(root), "--no-duplicates", "--figure", str(figure)]) == 0
+    out = capsys.readouterr().out
+    assert f"{root} (class not given)" in out and "images" in out and figure.stat().st_size > 0
 
 
 def test_cli_writes_json_figure_and_leak_free_copy(tmp_path, capsys):

@@ -232,3 +232,18 @@ def test_best_and_worst_skip_images_without_the_class() -> None:
             {"image": "seam.png", "class": "taping", "iou": 0.9, "target_fraction": 0.1}]
     best, worst = best_and_worst({"per_image": rows}, "crack", k=2)
     assert [r["image"] for r in best] == ["good.png", "poor.png"] and [r["image"] for r in worst] == ["poor.png", "good.png"]
+
+
+class BlindSegmenter(FakeSegmenter):
+    """Predicts nothing for any prompt."""
+
+    def decode(self, encoded: list[str], prompts: list[str]) -> tuple[list[np.ndarray], None]:
+        return [np.zeros(GT[n].shape, np.float32) for n in encoded], None
+
+
+def test_a_model_that_predicts_nothing_has_undefined_precision(roots: dict[str, Path], tmp_path: Path) -> None:
+    report = evaluate(BlindSegmenter(), roots, "valid", tmp_path / "eval", progress=False)
+    taping = report["classes"]["taping"]
+    assert taping["precision"] is None and taping["recall"] == 0.0 and taping["iou"] == 0.0
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["classes"]["taping"]["precision"] is None
+    assert "| taping | 2 | 0.000 | 0.500 | 0.000 | n/a | 0.000 |" in (tmp_path / "eval" / "report.md").read_text()

@@ -51,3 +51,18 @@ def test_accumulator_summed_and_mean() -> None:
     assert summary["mean_iou"] == pytest.approx((0.5 + 0.75 + 1.0) / 3)
     assert summary["images"] == 3
     assert math.isnan(MetricAccumulator().summary()["mean_iou"])
+
+
+def test_summed_metrics_with_nothing_to_measure_are_undefined() -> None:
+    from textseg.metrics import format_metric
+
+    nothing_predicted = MetricAccumulator()
+    nothing_predicted.add(np.zeros(4, bool), np.array([1, 1, 0, 0], bool))
+    summary = nothing_predicted.summary()
+    assert summary["precision"] is None  # no prediction: no precision, not a perfect one
+    assert summary["recall"] == 0.0 and summary["iou"] == 0.0
+    assert summary["mean_precision"] == 1.0  # per image the convention stands (no false positives)
+    nothing_at_all = MetricAccumulator()
+    nothing_at_all.add(np.zeros(4, bool), np.zeros(4, bool))
+    assert nothing_at_all.summary()["iou"] is None and nothing_at_all.summary()["mean_iou"] == 1.0
+    assert [format_metric(v) for v in (None, float("nan"), 0.25)] == ["n/a", "n/a", "0.250"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 from pathlib import Path
 
@@ -151,6 +152,11 @@ def test_smoke_chain_runs_every_notebook(smoke_run):
         executed = nbformat.read(work / "executed" / f"{name}.ipynb", as_version=4)
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected and "smoke = True" in injected[0].source
+        texts = [o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+        assert not [t for t in texts if "it/s]" in t or "batch/s]" in t or "img/s]" in t], name  # no progress bars kept
+        if name != "06_prompt_playground":  # the playground is a widget; progress bars are not
+            assert not [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+                        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})], name
 
 
 @pytest.mark.slow
@@ -321,3 +327,14 @@ def test_epoch_logger_reports_new_epochs_while_a_notebook_trains(tmp_path, caplo
                 f.write(json.dumps({**record, "epoch": 2, "iou_crack": 0.375}) + "\n")
     lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
     assert lines == ["03_train_decoder: epoch 2  train loss 0.500  IoU crack 0.375  IoU taping 0.500  wrong-prompt 2.0%  (30 s)"]
+
+
+def test_quiet_progress_silences_the_package_bars_and_restores_the_environment(monkeypatch):
+    from textseg.notebooks import quiet_progress
+    from textseg.progress import QUIET_ENV, progress_bar
+
+    monkeypatch.delenv(QUIET_ENV, raising=False)
+    assert not progress_bar(range(3)).disable
+    with quiet_progress():
+        assert progress_bar(range(3)).disable and list(progress_bar(range(3))) == [0, 1, 2]
+    assert QUIET_ENV not in os.environ and not progress_bar(range(3)).disable

@@ -199,3 +199,27 @@ def test_augmented_training_runs_and_resumes_to_the_same_result(roots: dict[str,
     train(data_cfg, model_cfg, dataclasses.replace(train_cfg, epochs=1), tmp_path / "part")
     resumed = train(data_cfg, model_cfg, train_cfg, tmp_path / "part", resume=tmp_path / "part" / "last.pt")
     assert resumed["history"][-1]["train_loss"] == pytest.approx(full["history"][-1]["train_loss"], rel=1e-5)
+
+
+def test_image_size_above_224_trains_and_predicts_at_that_size(roots: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from textseg.predict import Segmenter
+
+    out = tmp_path / "run96"
+    args = ["train", "--data", f"crack={roots['crack']}", "--data", f"taping={roots['taping']}", "--out", str(out), "--epochs", "1",
+            "--batch-size", "4", "--device", "cpu", "--visual-model", "vit_tiny_patch16_224", "--visual-weights", "random",
+            "--text-weights", "random", "--dim", "32", "--refine-width", "8", "--queries", "pixel", "--image-size", "96"]
+    assert main(args) == 0
+    configs = load_checkpoint(out / "best.pt")["configs"]
+    assert configs["data"]["image_size"] == 96 and configs["model"]["refine_size"] == 96  # one flag sets both
+    seg = Segmenter.from_checkpoint(out / "best.pt", device="cpu")
+    photo = np.full((50, 70, 3), 128, np.uint8)
+    encoded = seg.encode_images([photo])
+    assert seg.image_size == 96 and seg.decode(encoded, ["segment crack"])[0][0].shape == (50, 70)
+    logits = seg._forward(encoded, ["segment crack"])[0]
+    assert logits.shape[-2:] == (96, 96)  # the decoder answers at its input's size
+    capsys.readouterr()
+    assert main(args[:-1] + ["100", "--out", str(tmp_path / "x")]) == 1
+    assert "image_size 100: use 224 or another multiple of 32" in capsys.readouterr().err
+    assert main(args[:-3] + ["vit", "--image-size", "96", "--out", str(tmp_path / "y")]) == 1
+    assert "the ViT takes 224-px inputs" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before anything was written

@@ -55,12 +55,10 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
-from tqdm import tqdm
+from textseg.progress import progress_bar
 
-from textseg.data import GROUPS_FILE, Sample, available_splits, detect_layout, list_samples, load_target
+from textseg.data import GROUPS_FILE, Sample, available_splits, detect_layout, list_samples, load_target, split_root_spec
 from textseg.images import ImageReadError, atomic_path, is_image_file, load_image, save_json
-from textseg.labels import class_from_keywords
-from textseg.prompts import normalise_class
 from textseg.viz import save_figure
 
 logger = logging.getLogger(__name__)
@@ -386,7 +384,7 @@ class PhotoPair(NamedTuple):
 def _verify_all(feats: Mapping[int, _Features], pairs: Mapping[tuple[int, int], bool | None], side: int,
                 pool: ThreadPoolExecutor) -> list[_Match]:
     """`_verify` of each {(query, candidate): mirrored or None for both} with the features `feats` at `side` px."""
-    return list(tqdm(pool.map(lambda item: _verify(feats[item[0][0]], feats[item[0][1]], side, item[1]), pairs.items()),
+    return list(progress_bar(pool.map(lambda item: _verify(feats[item[0][0]], feats[item[0][1]], side, item[1]), pairs.items()),
                      total=len(pairs), desc=f"verify candidates at {side} px", disable=len(pairs) < 500))
 
 
@@ -396,7 +394,7 @@ def _classify(files: list[Path], feats: Mapping[int, _Features], pairs: list[tup
     """The pairs whose match (found at `side` px) has `min_inliers`: copies where the alignment check at `align_side` px
     passes, other shots of the same scene where it fails."""
     strong = [(ij, _scaled(m, align_side / side)) for ij, m in zip(pairs, matches) if m.inliers >= min_inliers]
-    agreement = list(tqdm(pool.map(lambda c: _pair_alignment(files[c[0][0]], files[c[0][1]], c[1], align_side), strong),
+    agreement = list(progress_bar(pool.map(lambda c: _pair_alignment(files[c[0][0]], files[c[0][1]], c[1], align_side), strong),
                           total=len(strong), desc="align pairs", disable=len(strong) < 200))
     return [_Pair(i, j, m.inliers, min(len(feats[i].points), len(feats[j].points)),
                   COPY if score >= min_alignment and misfit <= max_misfit * align_side / 400 else SAME_SCENE)
@@ -454,7 +452,7 @@ def find_photo_pairs(
     is_query = np.zeros(len(paths), bool)
     is_query[_queries(labels)] = True
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        loaded = list(tqdm(pool.map(lambda i: _features(paths[i], side, n_features, bool(is_query[i])), range(len(paths))),
+        loaded = list(progress_bar(pool.map(lambda i: _features(paths[i], side, n_features, bool(is_query[i])), range(len(paths))),
                            total=len(paths), desc="duplicate features", disable=len(paths) < 200))
     for path, feats in zip(paths, loaded):
         if feats is None:
@@ -496,26 +494,16 @@ def find_near_duplicates(paths: Sequence[str | Path], groups: Sequence[str] | No
 SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
 
 
-def parse_roots(roots: Sequence[str | Path] | dict[str, str | Path]) -> dict[Path, str]:
-    """{root: class} from a {class: root} dict or ROOT / CLASS=ROOT items (class guessed from the folder name)."""
-    if isinstance(roots, dict):
-        return {Path(root): normalise_class(cls) for cls, root in roots.items()}
-    out: dict[Path, str] = {}
-    for item in roots:
-        text = str(item)
-        if "=" in text:
-            cls, root = text.split("=", 1)
-            cls = normalise_class(cls)
-        else:
-            root = text
-            cls = class_from_keywords(Path(root).resolve().name)
-            if cls is None:
-                raise ValueError(f"{root}: cannot tell the class from the folder name; write it as CLASS=ROOT, "
-                                 f"e.g. crack={root} or taping={root}")
-        path = Path(root).expanduser()
+def parse_roots(roots: Sequence[str | Path] | dict[str, str | Path]) -> list[tuple[str | None, Path]]:
+    """[(class, root)] from a {class: root} dict or ROOT / CLASS=ROOT items; a plain ROOT's class is what its folder
+    name tells, else None (an audit of copies and files needs no class)."""
+    items = [f"{cls}={root}" for cls, root in roots.items()] if isinstance(roots, dict) else list(roots)
+    out = []
+    for item in items:
+        cls, path = split_root_spec(item)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such dataset root")
-        out[path] = cls
+        out.append((cls, path))
     return out
 
 
@@ -544,7 +532,7 @@ def _check_sample(sample: Sample) -> dict[str, Any]:
     return record
 
 
-def _audit_split(root: Path, split: str, cls: str, workers: int) -> tuple[dict[str, Any], list[Path]]:
+def _audit_split(root: Path, split: str, cls: str | None, workers: int) -> tuple[dict[str, Any], list[Path]]:
     """Report of one split and its image paths."""
     split_dir = root / split
     report: dict[str, Any] = {"layout": None, "error": None}
@@ -556,7 +544,7 @@ def _audit_split(root: Path, split: str, cls: str, workers: int) -> tuple[dict[s
         masks = {m.stem: m for m in _image_files(split_dir / "masks")} if (split_dir / "masks").is_dir() else {}
         samples = [Sample(p, masks.get(p.stem), cls, split, root) for p in _image_files(split_dir)]  # audit what pairs
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        records = list(tqdm(pool.map(_check_sample, samples), total=len(samples), desc=f"audit {root.name}/{split}",
+        records = list(progress_bar(pool.map(_check_sample, samples), total=len(samples), desc=f"audit {root.name}/{split}",
                             disable=len(samples) < 200))
     fractions = [r["foreground"] for r in records if "foreground" in r]
     report.update({
@@ -624,7 +612,7 @@ def audit(
     split (what `dedupe` drops); `leaked_by_kind` splits them by kind.
     """
     report: dict[str, Any] = {"roots": [], "cross_split_duplicates": [], "tiny_fraction": TINY_FRACTION}
-    for root, cls in parse_roots(roots).items():
+    for cls, root in parse_roots(roots):
         entry: dict[str, Any] = {"root": str(root), "class": cls, "splits": {}}
         paths, split_of = [], {}
         for split in available_splits(root):
@@ -709,7 +697,7 @@ def summary(report: dict[str, Any]) -> str:
     """Human-readable text summary of an audit report."""
     lines = []
     for entry in report["roots"]:
-        lines.append(f"{entry['root']} ({entry['class']})")
+        lines.append(f"{entry['root']} ({entry['class'] or 'class not given'})")
         for split, s in entry["splits"].items():
             lines.append(f"  {split:5s} {s['layout'] or '?':5s} images {s['images']:6d}  masks {s['masks']:6d}  "
                          f"unreadable {len(s['unreadable'])}  size mismatches {len(s['size_mismatches'])}  "
@@ -755,7 +743,7 @@ def audit_figure(report: dict[str, Any], path: str | Path, max_pairs: int = 4, t
     fig = plt.figure(figsize=(10, 3.2 * rows))
     grid = fig.add_gridspec(rows, 2)
     ax = fig.add_subplot(grid[0, 0])
-    names = [f"{e['class']}\n{Path(e['root']).name}" for e in report["roots"]]
+    names = [f"{e['class'] or '?'}\n{Path(e['root']).name}" for e in report["roots"]]
     for k, split in enumerate(SPLIT_ORDER):
         counts = [e["splits"].get(split, {}).get("images", 0) for e in report["roots"]]
         ax.bar(np.arange(len(names)) + (k - 1) * 0.27, counts, width=0.27, label=split)
@@ -766,7 +754,7 @@ def audit_figure(report: dict[str, Any], path: str | Path, max_pairs: int = 4, t
     ax = fig.add_subplot(grid[0, 1])
     for e in report["roots"]:
         hist = e["foreground_histogram"]
-        ax.stairs(hist["counts"], hist["edges"], label=e["class"])
+        ax.stairs(hist["counts"], hist["edges"], label=e["class"] or Path(e["root"]).name)
     ax.set_xlabel("foreground fraction of the mask")
     ax.set_ylabel("masks")
     ax.set_title("foreground fraction")
@@ -818,7 +806,7 @@ def run_cli(args: argparse.Namespace) -> int:
                    max_misfit=args.max_misfit)
     print(summary(report))
     if args.photo_groups:
-        for root in parse_roots(args.roots):
+        for _, root in parse_roots(args.roots):
             print(f"photo groups: {write_photo_groups(root, workers=args.workers)}")
     if args.json is not None:
         save_json(report, args.json, indent=1)
@@ -827,8 +815,10 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"figure: {audit_figure(report, args.figure)}")
     if args.dedupe_to is not None:
         names = [Path(e["root"]).name for e in report["roots"]]
-        for entry in report["roots"]:
-            name = Path(entry["root"]).name if names.count(Path(entry["root"]).name) == 1 else entry["class"]
+        for i, entry in enumerate(report["roots"]):
+            name = Path(entry["root"]).name
+            if names.count(name) > 1:  # roots of one folder name: their copies are told apart by class and position
+                name = f"{entry['class'] or name}-{i}"
             print(f"leak-free copy: {dedupe(entry['root'], args.dedupe_to / name, report)}")
     broken = [f"{e['root']}/{split}" for e in report["roots"] for split, s in e["splits"].items() if s["error"]]
     if broken:

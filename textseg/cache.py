@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from textseg.progress import progress_bar
 
 from textseg import MODEL_SIZE
 from textseg.images import atomic_path
@@ -218,7 +218,7 @@ class FeatureCache:
             return []
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=0)
         keys: list[str] = []
-        with tqdm(total=len(dataset) * len(flips), desc=desc, unit="img", leave=False) as bar:  # type: ignore[arg-type]
+        with progress_bar(total=len(dataset) * len(flips), desc=desc, unit="img", leave=False) as bar:  # type: ignore[arg-type]
             for batch in loader:
                 for flip in flips:
                     batch_keys = [self.visual_key(p, flip) for p in batch["path"]]

@@ -18,7 +18,7 @@ class DataConfig:
     """Which datasets to read and how examples are sampled."""
 
     roots: dict[str, str] = field(default_factory=dict)  # class name -> dataset root
-    image_size: int = MODEL_SIZE
+    image_size: int = MODEL_SIZE  # side of the square model input; another multiple of 32 needs queries "pixel"
     negative_rate: float = 0.3  # probability of a prompt of the other class with an empty target
     val_fraction: float = 0.15  # held back from train when a root has no valid split
     flip: bool = True
@@ -84,6 +84,19 @@ class TrainConfig:
     max_minutes: float | None = None
     amp: bool = True  # mixed precision: CUDA, and bf16 on CPUs with AMX / AVX512-BF16 (cached refine epoch 2.6x faster here)
     num_workers: int = 0
+
+
+def check_image_size(data: DataConfig, model: ModelConfig) -> None:
+    """Raise ValueError unless the data's image size suits the model: 224 always; another multiple of 32 only when
+    no ViT runs (queries "pixel"), because the ViT takes 224-px inputs and the pixel encoder needs stride 32."""
+    size = data.image_size
+    if size == MODEL_SIZE:
+        return
+    if size < 64 or size % 32:
+        raise ValueError(f"image_size {size}: use {MODEL_SIZE} or another multiple of 32 from 64 up")
+    if model.resolved().queries != "pixel":
+        raise ValueError(f"image_size {size}: the ViT takes {MODEL_SIZE}-px inputs; other sizes need the refine decoder "
+                         "with a pixel encoder and queries 'pixel' (the default where the ViT weights are random)")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -23,12 +23,12 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
+from textseg.progress import progress_bar
 
 from textseg import CLASSES, MODEL_SIZE
 from textseg.augment import IDENTITY, draw_params
 from textseg.images import image_size, is_image_file, load_image, load_mask
-from textseg.labels import COCO_JSON, coco_mask, read_coco, read_coco_images, yolo_mask
+from textseg.labels import COCO_JSON, class_from_keywords, coco_mask, read_coco, read_coco_images, yolo_mask
 from textseg.prompts import normalise_class, other_class, sample_prompt
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Sample:
 
     image: Path
     mask: Path | None
-    cls: str
+    cls: str | None  # None only where a folder is audited without a class
     split: str
     root: Path
     label: Path | None = None  # YOLO txt
@@ -65,27 +65,37 @@ class Sample:
 
 # ----------------------------------------------------------------------------- CLI specs
 
+def split_root_spec(spec: str | Path) -> tuple[str | None, Path]:
+    """(class, root) of "CLASS=ROOT" (class aliases: cracks, drywall, joint), or of a plain ROOT: the class its folder
+    name tells ("cracks" -> crack), else None."""
+    text = str(spec)
+    if "=" in text:
+        name, root = text.split("=", 1)
+        return normalise_class(name), Path(root).expanduser()
+    root = Path(text).expanduser()
+    return class_from_keywords(root.resolve().name), root
+
+
 def parse_data_specs(specs: Sequence[str] | Mapping[str, str | Path] | None, cracks_path: str | Path | None = None,
                      drywall_path: str | Path | None = None) -> dict[str, Path]:
-    """{class: root} from "CLASS=ROOT" strings or a {class: root} mapping (class aliases: cracks, drywall, joint) and
-    the seed's two options."""
+    """{class: root}, one root per class, from "CLASS=ROOT" strings or a {class: root} mapping and the seed's two
+    options; each root must exist."""
     if isinstance(specs, Mapping):
         specs = [f"{name}={root}" for name, root in specs.items()]
-    pairs: list[tuple[str, str, str]] = []
+    pairs: list[tuple[str, Path, str]] = []
     for spec in specs or []:
         if "=" not in spec:
             raise ValueError(f"--data {spec!r}: expected CLASS=ROOT, e.g. crack=data/cracks or taping=data/drywall")
-        name, root = spec.split("=", 1)
-        pairs.append((normalise_class(name), root, f"--data {spec}"))
+        cls, root = split_root_spec(spec)
+        pairs.append((cls, root, f"--data {spec}"))  # type: ignore[arg-type]
     if cracks_path is not None:
-        pairs.append(("crack", str(cracks_path), f"--cracks-path {cracks_path}"))
+        pairs.append(("crack", Path(cracks_path).expanduser(), f"--cracks-path {cracks_path}"))
     if drywall_path is not None:
-        pairs.append(("taping", str(drywall_path), f"--drywall-path {drywall_path}"))
+        pairs.append(("taping", Path(drywall_path).expanduser(), f"--drywall-path {drywall_path}"))
     roots: dict[str, Path] = {}
-    for cls, root, origin in pairs:
+    for cls, path, origin in pairs:
         if cls in roots:
             raise ValueError(f"{origin}: class {cls!r} given twice (already {roots[cls]}); give one root per class")
-        path = Path(root).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(f"{origin}: dataset root {path} does not exist")
         roots[cls] = path
@@ -154,9 +164,11 @@ def _pair(split_dir: Path, images: dict[str, Path], others: dict[str, Path], kin
             errors.append(f"{kind} without image: {other.relative_to(split_dir)}")
 
 
-def list_samples(root: str | Path, split: str, cls: str) -> list[Sample]:
-    """Samples of one split, paired by basename; missing or extra files raise one DatasetError listing all."""
-    root, cls = Path(root), normalise_class(cls)
+def list_samples(root: str | Path, split: str, cls: str | None) -> list[Sample]:
+    """Samples of one split, paired by basename; missing or extra files raise one DatasetError listing all.
+
+    cls None (an audit of a folder of unknown class) leaves the samples' class None."""
+    root, cls = Path(root), (None if cls is None else normalise_class(cls))
     split_dir = root / split
     layout = detect_layout(split_dir)
     errors: list[str] = []
@@ -399,7 +411,7 @@ class SegDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
         if preload:
-            self._cache = [self._load(i) for i in tqdm(range(len(self.samples)), desc="loading", disable=len(self.samples) < 100)]
+            self._cache = [self._load(i) for i in progress_bar(range(len(self.samples)), desc="loading", disable=len(self.samples) < 100)]
 
     def __len__(self) -> int:
         return len(self.samples)

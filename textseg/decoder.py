@@ -257,10 +257,15 @@ class _PromptedUNet(nn.Module):
 
     image_size: int
 
-    def _input(self, image: torch.Tensor | None) -> torch.Tensor:
-        """The image (B, 3, S, S) in [0, 1] at the branch's resolution."""
+    @staticmethod
+    def _size(image: torch.Tensor | None) -> tuple[int, int]:
+        """The input image's (H, W): the size of the logits returned."""
         if image is None:
             raise ValueError("the refine decoder needs the image (B, 3, S, S) in [0, 1]; pass image=")
+        return tuple(image.shape[-2:])  # type: ignore[return-value]
+
+    def _input(self, image: torch.Tensor) -> torch.Tensor:
+        """The image (B, 3, S, S) in [0, 1] at the branch's resolution."""
         if image.shape[-2:] != (self.image_size, self.image_size):
             image = F.interpolate(image, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
         return image
@@ -280,11 +285,11 @@ class _PromptedUNet(nn.Module):
         return x
 
     @staticmethod
-    def _output(pixel_logits: torch.Tensor, match: dict[str, torch.Tensor], attention: torch.Tensor,
+    def _output(pixel_logits: torch.Tensor, size: tuple[int, int], match: dict[str, torch.Tensor], attention: torch.Tensor,
                 return_attention: bool, return_aux: bool) -> torch.Tensor | tuple:
-        """Pixel logits at model size, gated by the presence; with attention and aux when asked."""
-        if pixel_logits.shape[-2:] != (MODEL_SIZE, MODEL_SIZE):
-            pixel_logits = F.interpolate(pixel_logits, size=(MODEL_SIZE,) * 2, mode="bilinear", align_corners=False)
+        """Pixel logits at `size` (the input image's), gated by the presence; with attention and aux when asked."""
+        if pixel_logits.shape[-2:] != tuple(size):
+            pixel_logits = F.interpolate(pixel_logits, size=tuple(size), mode="bilinear", align_corners=False)
         logits = gate_logits(pixel_logits, match["presence"])
         return _finish(logits, attention, {**match, "pixel_logits": pixel_logits}, return_attention, return_aux)
 
@@ -348,7 +353,9 @@ class RefineDecoder(_PromptedUNet):
         return_attention: bool = False,
         return_aux: bool = False,
     ) -> torch.Tensor | tuple:
-        """Gated logits (B, 1, 224, 224); optionally attention (B, heads, 196, 77) and aux {"presence", "prompt_class", "image_class", "pixel_logits"}."""
+        """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, 196, 77) and aux {"presence",
+        "prompt_class", "image_class", "pixel_logits"}."""
+        size = self._size(image)
         image = self._input(image)
         context, attention = self.context(visual, text, text_padding)  # (B, C, 14, 14)
         embedding = self.text(text, text_padding)  # (B, E)
@@ -361,7 +368,7 @@ class RefineDecoder(_PromptedUNet):
         x = self._climb(self._bottom(x, context, embedding), skips, embedding)  # (B, dec[0], S / fold, S / fold)
         pixel_logits = F.pixel_shuffle(self.head(x), self.fold)  # (B, 1, S, S)
         match = self.presence(image, visual, embedding)  # presence (B,), prompt_class and image_class (B, K)
-        return self._output(pixel_logits, match, attention, return_attention, return_aux)
+        return self._output(pixel_logits, size, match, attention, return_attention, return_aux)
 
 
 class PixelRefineDecoder(_PromptedUNet):
@@ -422,8 +429,9 @@ class PixelRefineDecoder(_PromptedUNet):
         return_attention: bool = False,
         return_aux: bool = False,
     ) -> torch.Tensor | tuple:
-        """Gated logits (B, 1, 224, 224); optionally attention (B, heads, N, 77) and aux {"presence", "prompt_class",
-        "image_class", "pixel_logits"}."""
+        """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, N, 77) and aux {"presence",
+        "prompt_class", "image_class", "pixel_logits"}."""
+        size = self._size(image)
         image = self._input(image)
         feats = self.pixel(image)  # (B, C_i, S / 2**(i+1), ...) for i = 0..4
         queries = visual if visual is not None else self._pixel_queries(feats)  # (B, N, Dq)
@@ -435,7 +443,7 @@ class PixelRefineDecoder(_PromptedUNet):
         x = self._climb(self._bottom(x, context, embedding), skips[:3], embedding)  # (B, dec[0], S/2, S/2)
         pixel_logits = F.pixel_shuffle(self.head(x), 2)  # (B, 1, S, S)
         match = self.presence(feats[4], visual, embedding)
-        return self._output(pixel_logits, match, attention, return_attention, return_aux)
+        return self._output(pixel_logits, size, match, attention, return_attention, return_aux)
 
 
 def build_decoder(cfg: ModelConfig, visual_dim: int, text_dim: int) -> nn.Module:

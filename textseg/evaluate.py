@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from tqdm import tqdm
+from textseg.progress import progress_bar
 
 from textseg.images import atomic_path, load_image, save_json
-from textseg.metrics import MetricAccumulator
+from textseg.metrics import MetricAccumulator, format_metric
 from textseg.predict import Segmenter, add_segmenter_arguments
 from textseg.prompts import PROMPTS, canonical_prompt, normalise_class, other_class
 
@@ -57,6 +57,12 @@ class _PromptStats:
         out = {k: summary[k] for k in ("iou", "dice", "precision", "recall")}
         out["mean_image_iou"] = summary["mean_iou"]
         return out
+
+
+def _mean_defined(values: Sequence[float | None]) -> float | None:
+    """Mean of the defined values, None when none is."""
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else None
 
 
 def _fired(prob: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -111,7 +117,7 @@ def evaluate(
     n_images = {cls: 0 for cls in roots}
     per_image: list[dict[str, Any]] = []
 
-    for start in tqdm(range(0, len(samples), batch_size), desc=f"evaluate {split}", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, len(samples), batch_size), desc=f"evaluate {split}", unit="batch", disable=not progress):
         chunk = samples[start : start + batch_size]
         rgbs = [load_image(s.image) for s in chunk]
         targets = [_target(s, rgb, load_target) for s, rgb in zip(chunk, rgbs)]
@@ -193,12 +199,12 @@ def _build_report(
         canon_neg = neg[cls][canonical_prompt(other_class(cls))]
         rows = [stats[canonical].at(t) for t in range(len(grid))]
         ious = [r["iou"] for r in rows]
-        best = int(np.argmax(ious))
+        best = int(np.argmax([-1.0 if v is None else v for v in ious]))  # undefined: nothing to find, nothing found
         entry = dict(stats[canonical].at(t_main))
         entry.update(
             best_threshold=grid[best],
             best_iou=ious[best],
-            prompt_mean_iou=float(np.mean([s.at(t_main)["iou"] for s in stats.values()])),
+            prompt_mean_iou=_mean_defined([s.at(t_main)["iou"] for s in stats.values()]),
             negative_fp_rate=float(canon_neg[t_main] / n),
             n_images=n_images[cls],
             per_prompt={p: s.at(t_main) for p, s in stats.items()},
@@ -241,17 +247,14 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cls, m in report["classes"].items():
-        lines.append(
-            f"| {cls} | {m['n_images']} | {m['iou']:.3f} | {m['mean_image_iou']:.3f} | {m['dice']:.3f} | "
-            f"{m['precision']:.3f} | {m['recall']:.3f} | {m['negative_fp_rate']:.1%} | {m['best_threshold']:g} ({m['best_iou']:.3f}) |"
-        )
+        cells = " | ".join(format_metric(m[k]) for k in ("iou", "mean_image_iou", "dice", "precision", "recall"))
+        lines.append(f"| {cls} | {m['n_images']} | {cells} | {m['negative_fp_rate']:.1%} | {m['best_threshold']:g} ({format_metric(m['best_iou'])}) |")
     lines.append(f"| **all** | {sum(report['n_images'].values())} | | | | | | {report['negative_fp_rate']:.1%} | |")
     lines += ["", "| class | prompt | IoU | mean image IoU | Dice | precision | recall |", "|---|---|---:|---:|---:|---:|---:|"]
     for cls, m in report["classes"].items():
         for prompt, p in m["per_prompt"].items():
-            lines.append(
-                f"| {cls} | {prompt} | {p['iou']:.3f} | {p['mean_image_iou']:.3f} | {p['dice']:.3f} | {p['precision']:.3f} | {p['recall']:.3f} |"
-            )
+            cells = " | ".join(format_metric(p[k]) for k in ("iou", "mean_image_iou", "dice", "precision", "recall"))
+            lines.append(f"| {cls} | {prompt} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
@@ -284,7 +287,7 @@ def compare_reports(reports: Mapping[str, Mapping[str, Any]]) -> str:
         cells = []
         for c in classes:
             m = rep["classes"].get(c)
-            cells += [f"{m['iou']:.3f}", f"{m['dice']:.3f}"] if m else ["-", "-"]
+            cells += [format_metric(m["iou"]), format_metric(m["dice"])] if m else ["-", "-"]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {rep['negative_fp_rate']:.1%} |")
     return "\n".join(lines) + "\n"
 

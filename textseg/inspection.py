@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from tqdm import tqdm
+from textseg.progress import progress_bar
 
 from textseg import CLASSES
 from textseg.images import ImageReadError, atomic_path, load_mask_values, save_json, save_mask, save_rgb
@@ -281,7 +281,7 @@ def run_measure_cli(args: argparse.Namespace) -> int:
     cls = normalise_class(args.cls)
     masks = check_output_stems(expand_inputs(args.masks))
     report = InspectionReport(args.out, cls, settings)
-    for path in tqdm(masks, desc="measure", unit="mask", disable=len(masks) < 2):
+    for path in progress_bar(masks, desc="measure", unit="mask", disable=len(masks) < 2):
         try:
             mask = read_binary_mask(path)
         except ImageReadError as exc:

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 from pycocotools import mask as mask_utils
-from tqdm import tqdm
+from textseg.progress import progress_bar
 
 from textseg import CLASSES
 from textseg.images import atomic_path, image_size, is_image_file, save_mask
@@ -636,7 +636,7 @@ def _write_jobs(plans: list[tuple[SplitReport, list[_Job]]]) -> None:
                 continue
             staging = Path(tempfile.mkdtemp(prefix=".masks-staging-", dir=report.split_dir))
             staging_dirs.append(staging)
-            for job in tqdm(jobs, desc=f"masks {report.split_dir.name}", disable=len(jobs) < 200):
+            for job in progress_bar(jobs, desc=f"masks {report.split_dir.name}", disable=len(jobs) < 200):
                 mask = _draw(job.shapes, job.width, job.height)
                 report.empty += int(not mask.any())
                 save_mask(mask, staging / job.mask.name)

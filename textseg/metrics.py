@@ -1,9 +1,10 @@
 """Segmentation metrics from confusion counts: IoU, Dice, precision, recall; per image and summed.
 
-Convention for empty cases: when a ratio's denominator is zero (nothing predicted and nothing to
-find), it scores 1.0, since the prediction is exactly right. So an empty prediction of an empty
-target has IoU = Dice = precision = recall = 1; an empty prediction of a non-empty target has
-precision 1.0 (no false positives) but recall, IoU and Dice 0.
+Empty cases. Per image, a ratio whose denominator is zero scores 1.0: an empty prediction of an empty
+target is exactly right (IoU = Dice = precision = recall = 1), and an empty prediction of a non-empty
+target has precision 1.0 but recall, IoU and Dice 0; means over images (and image rankings) use this.
+Summed over a dataset, such a ratio is undefined (None): a model that predicted nothing has no
+precision, and a class with nothing to find and nothing found has no IoU. `format_metric` prints it "n/a".
 """
 
 from __future__ import annotations
@@ -33,37 +34,42 @@ def confusion_counts(pred: ArrayLike, target: ArrayLike) -> tuple[int, int, int]
     return tp, int(np.count_nonzero(p)) - tp, int(np.count_nonzero(t)) - tp
 
 
-def _ratio(num: int, den: int) -> float:
-    """num / den, or 1.0 when den is zero (see the module docstring)."""
-    return float(num) / den if den else 1.0
+def _ratio(num: int, den: int, empty: float | None = 1.0) -> float | None:
+    """num / den, or `empty` when den is zero (see the module docstring)."""
+    return float(num) / den if den else empty
 
 
-def iou(tp: int, fp: int, fn: int) -> float:
+def iou(tp: int, fp: int, fn: int, empty: float | None = 1.0) -> float | None:
     """Intersection over union, tp / (tp + fp + fn)."""
-    return _ratio(tp, tp + fp + fn)
+    return _ratio(tp, tp + fp + fn, empty)
 
 
-def dice(tp: int, fp: int, fn: int) -> float:
+def dice(tp: int, fp: int, fn: int, empty: float | None = 1.0) -> float | None:
     """Dice (F1), 2 tp / (2 tp + fp + fn)."""
-    return _ratio(2 * tp, 2 * tp + fp + fn)
+    return _ratio(2 * tp, 2 * tp + fp + fn, empty)
 
 
-def precision(tp: int, fp: int, fn: int = 0) -> float:
+def precision(tp: int, fp: int, fn: int = 0, empty: float | None = 1.0) -> float | None:
     """tp / (tp + fp)."""
-    return _ratio(tp, tp + fp)
+    return _ratio(tp, tp + fp, empty)
 
 
-def recall(tp: int, fp: int, fn: int) -> float:
+def recall(tp: int, fp: int, fn: int, empty: float | None = 1.0) -> float | None:
     """tp / (tp + fn)."""
-    return _ratio(tp, tp + fn)
+    return _ratio(tp, tp + fn, empty)
 
 
 METRICS = {"iou": iou, "dice": dice, "precision": precision, "recall": recall}
 
 
-def scores(tp: int, fp: int, fn: int) -> dict[str, float]:
-    """All four metrics of one set of counts."""
-    return {name: fn_(tp, fp, fn) for name, fn_ in METRICS.items()}
+def scores(tp: int, fp: int, fn: int, empty: float | None = 1.0) -> dict[str, float | None]:
+    """All four metrics of one set of counts; `empty` where a denominator is zero (1.0 per image, None summed)."""
+    return {name: fn_(tp, fp, fn, empty) for name, fn_ in METRICS.items()}
+
+
+def format_metric(value: float | None, spec: str = ".3f") -> str:
+    """A metric for a table: "n/a" when it is undefined (None or nan)."""
+    return "n/a" if value is None or value != value else format(value, spec)
 
 
 def image_scores(pred: ArrayLike, target: ArrayLike) -> dict[str, float]:
@@ -98,8 +104,9 @@ class MetricAccumulator:
         return len(self.per_image["iou"])
 
     def summary(self) -> dict[str, float]:
-        """{"iou", "dice", "precision", "recall"} from summed counts, plus "mean_<metric>" over images and "images"."""
-        result: dict[str, float] = dict(scores(self.tp, self.fp, self.fn))
+        """{"iou", "dice", "precision", "recall"} from summed counts (None where undefined), plus "mean_<metric>" over
+        images and "images"."""
+        result: dict[str, float | None] = dict(scores(self.tp, self.fp, self.fn, empty=None))
         for name, values in self.per_image.items():
             result[f"mean_{name}"] = float(np.mean(values)) if values else float("nan")
         result["images"] = self.count

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import logging
 import os
@@ -18,11 +19,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from textseg.measure import measure_mask
+from textseg.progress import QUIET_ENV
 from textseg.runs import metrics_path, read_history
 from textseg.viz import save_figure  # noqa: F401 - also the notebooks' nb.save_figure
 
@@ -113,6 +115,20 @@ def _failure(exc: Exception) -> tuple[int | None, str, str]:
     return getattr(exc, "exec_count", None), f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}", first
 
 
+@contextlib.contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Set textseg.progress.QUIET_ENV in this process's environment (and so in kernels started meanwhile)."""
+    old = os.environ.get(QUIET_ENV)
+    os.environ[QUIET_ENV] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(QUIET_ENV, None)
+        else:
+            os.environ[QUIET_ENV] = old
+
+
 def run_notebook(path: Path, output: Path, parameters: dict[str, Any], kernel_name: str = KERNEL_NAME,
                  cwd: Path = REPO_ROOT) -> NotebookResult:
     """Execute one notebook with papermill into `output`; a failing cell is reported, not raised."""
@@ -128,8 +144,9 @@ def run_notebook(path: Path, output: Path, parameters: dict[str, Any], kernel_na
     logging.getLogger("papermill.translators").setLevel(logging.ERROR)  # it cannot parse "crack=ROOT" lines; we do
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(str(path), str(output), parameters=params, kernel_name=kernel_name,
-                                   cwd=str(cwd), progress_bar=True, log_output=False)
+        with quiet_progress():  # the kernel inherits it: no frozen bars in the executed copy
+            papermill.execute_notebook(str(path), str(output), parameters=params, kernel_name=kernel_name,
+                                       cwd=str(cwd), progress_bar=True, log_output=False)
     except PapermillExecutionError as exc:
         cell, error, source = _failure(exc)
         return NotebookResult(path.stem, output, time.perf_counter() - start, False, cell, error, source)
@@ -674,7 +691,7 @@ def plot_per_prompt(report: dict[str, Any], path: str | Path | None = None) -> A
     for cls in classes:
         for prompt, m in report["classes"][cls]["per_prompt"].items():
             labels.append(f"{cls}: {prompt}")
-            values.append(m["iou"])
+            values.append(float("nan") if m["iou"] is None else m["iou"])  # undefined: nothing to find or found
             colours.append(CLASS_COLORS.get(cls, "gray"))
     axes[0].bar_label(axes[0].barh(labels, values, color=colours), fmt="%.2f", fontsize=7, padding=2)
     axes[0].set_xlabel("IoU (dataset level)")

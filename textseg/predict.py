@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
+from textseg.progress import progress_bar
 
 from textseg import MODEL_SIZE
 from textseg.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
@@ -344,7 +344,7 @@ class Segmenter:
         total = torch.zeros(small.shape[:2])
         norm = torch.zeros(small.shape[:2])
         batches = range(0, len(corners), tiling.batch_size)
-        for start in tqdm(batches, desc="tiles", unit="batch", disable=not progress or len(batches) < 2):
+        for start in progress_bar(batches, desc="tiles", unit="batch", disable=not progress or len(batches) < 2):
             chunk = corners[start : start + tiling.batch_size]
             tiles = [small[y : y + side, x : x + side] for y, x in chunk]
             pixel, _, _ = self._forward(self.encode_images(tiles), [prompt] * len(tiles))
@@ -413,13 +413,13 @@ class Segmenter:
         if tiling is not None:
             if return_attention:
                 raise ValueError("attention maps come from one model input; predict without tiling to get them")
-            for i, image in enumerate(tqdm(images, desc="predict", unit="photo", disable=not progress or len(images) < 2)):
+            for i, image in enumerate(progress_bar(images, desc="predict", unit="photo", disable=not progress or len(images) < 2)):
                 prob = self.tiled_probability(image, prompt_list[i], tiling, progress=progress)
                 out.append(Prediction(prob=prob, mask=prob > threshold, prompt=check_prompt(prompt_list[i]), threshold=threshold,
                                       tokens=self.encode_prompt(prompt_list[i])[2], source=_source_name(image, i)))
             return out
         starts = range(0, len(images), batch_size)
-        for start in tqdm(starts, desc="predict", unit="batch", disable=not progress or len(starts) < 2):
+        for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress or len(starts) < 2):
             chunk = images[start : start + batch_size]
             sources = [_source_name(img, start + i) for i, img in enumerate(chunk)]
             encoded = self.encode_images(chunk, sources)
@@ -570,7 +570,7 @@ def predict_files(
     """(path, upright RGB, prediction) per readable image, in batches (one photo at a time with tiling); the
     message of each unreadable image is appended to `failed` and the image skipped."""
     step = 1 if tiling is not None else batch_size
-    for start in tqdm(range(0, len(images), step), desc="predict", unit="photo" if tiling else "batch", disable=len(images) <= step):
+    for start in progress_bar(range(0, len(images), step), desc="predict", unit="photo" if tiling else "batch", disable=len(images) <= step):
         chunk, rgbs = [], []
         for img in images[start : start + step]:
             try:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
+from textseg.progress import progress_bar
 
 from textseg.images import save_rgb
 
@@ -684,7 +684,7 @@ def generate(
     for root in roots.values():
         prepare_root(root, overwrite)
     start = time.perf_counter()
-    for cls, split, i in tqdm(jobs, desc="synth", unit="img", disable=len(jobs) < 50):
+    for cls, split, i in progress_bar(jobs, desc="synth", unit="img", disable=len(jobs) < 50):
         rng = image_rng(seed, cls, split, i)
         scene = make_scene(cls, rng, cfg)
         stem = f"synth_{ROOT_NAMES[cls]}_{split}_{i:05d}"

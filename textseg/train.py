@@ -33,13 +33,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
-from tqdm.auto import tqdm
+from textseg.progress import progress_bar
 
 from textseg import CLASSES, MODEL_SIZE
 from textseg.augment import IDENTITY, augment_batch
 from textseg.cache import FeatureCache
 from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
-from textseg.config import QUERIES, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from textseg.config import QUERIES, DataConfig, ModelConfig, TrainConfig, check_image_size, from_dict, to_dict
 from textseg.ema import WeightAverage
 from textseg.images import save_json
 from textseg.losses import class_labels, decoder_loss
@@ -146,8 +146,6 @@ def build_datasets(data_cfg: DataConfig) -> tuple[Any, Any]:
     """(train SegDataset with sampling, validation SegDataset unflipped) from the configured roots."""
     from textseg.data import SegDataset, collect_split
 
-    if data_cfg.image_size != MODEL_SIZE:
-        raise ValueError(f"image_size {data_cfg.image_size}: the encoders take {MODEL_SIZE}x{MODEL_SIZE} inputs; use {MODEL_SIZE}")
     if not data_cfg.roots:
         raise ValueError("no datasets given; use --data crack=ROOT --data taping=ROOT")
     roots = {cls: Path(root) for cls, root in data_cfg.roots.items()}
@@ -197,7 +195,7 @@ def train_epoch(
     ranks' samples."""
     model.train()
     total, count = torch.zeros((), dtype=torch.float64, device=device), 0
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not info.main):
+    for batch in progress_bar(loader, desc=desc, unit="batch", leave=False, disable=not info.main):
         images = batch["image"].to(device, non_blocking=True)  # (B, 3, 224, 224)
         masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, 224, 224)
         visual = cache.visual_tokens(images, batch["path"], batch["flip"].tolist())  # (B, 196, Dv)
@@ -241,7 +239,7 @@ def validate(
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
     keys = [f"{c}_{k}" for c in CLASSES for k in ("tp", "fp", "fn", "n", "neg_fp")]
     sums = dict.fromkeys(keys + ["loss", "pairs"], 0.0)
-    for batch in tqdm(loader, desc="valid", unit="batch", leave=False, disable=not info.main):
+    for batch in progress_bar(loader, desc="valid", unit="batch", leave=False, disable=not info.main):
         images = batch["image"].to(device, non_blocking=True)  # (B, 3, 224, 224)
         masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, 224, 224)
         classes = list(batch["cls"])
@@ -325,6 +323,7 @@ def train(
     if train_cfg.cache not in ("memory", "disk", "none"):
         raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use memory, disk or none")
     lr_factor(train_cfg.lr_schedule, 0.0)  # an unknown schedule fails before anything is loaded or written
+    check_image_size(data_cfg, model_cfg)
     ckpt = load_checkpoint(resume) if resume is not None else None
     ckpt_path = resume or "checkpoint"  # named in errors about the checkpoint
     if ckpt is not None:
@@ -361,7 +360,8 @@ def train(
         save_json({**configs, "encoders": identity}, out_dir / "config.json")
         write_history(out_dir, history)
 
-    cache = FeatureCache(visual, text, train_cfg.cache, out_dir / "cache", device, batch_size=max(16, train_cfg.batch_size // info.world), amp_dtype=dtype)
+    cache = FeatureCache(visual, text, train_cfg.cache, out_dir / "cache", device, batch_size=max(16, train_cfg.batch_size // info.world),
+                         image_size=data_cfg.image_size, amp_dtype=dtype)
     _precompute(cache, train_ds, val_ds, data_cfg, info)
 
     sampler = DistributedSampler(train_ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=train_cfg.seed)
@@ -554,7 +554,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, help=f"photos held back for validation where a root has no valid/ (default {d.val_fraction})")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                         help=f"random zoom and colour jitter of the training examples (textseg.augment; default {'on' if d.augment else 'off'})")
-    parser.add_argument("--image-size", type=int, choices=[MODEL_SIZE], help=f"model input size (fixed: {MODEL_SIZE})")
+    parser.add_argument("--image-size", type=int, help=f"side of the model input and of the refine branch; a multiple of 32, "
+                        f"other than {MODEL_SIZE} only with queries 'pixel' (default {d.image_size})")
     parser.add_argument("--decoder", choices=list(DECODERS), help=f"decoder (default {m.decoder})")
     parser.add_argument("--dim", type=int, help=f"decoder width (default {m.dim})")
     parser.add_argument("--refine-width", type=int, help=f"channels of the refinement branch (default {m.refine_width})")
@@ -600,6 +601,8 @@ def configs_from_args(args: argparse.Namespace, base: dict[str, dict[str, Any]] 
         values["train"]["amp"] = False
     if args.augment is not None:
         values["data"]["augment"] = args.augment
+    if args.image_size is not None:  # the refine branch sees the input at its own size: no resampling
+        values["model"]["refine_size"] = args.image_size
     if args.data or args.cracks_path or args.drywall_path:
         roots = parse_data_specs(args.data, args.cracks_path, args.drywall_path)
         values["data"]["roots"] = {cls: str(root) for cls, root in roots.items()}
