@@ -38,19 +38,20 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from textseg import CLASSES
-from textseg.cache import FeatureCache
-from textseg.checkpoint import checkpoint_configs, load_checkpoint, save_checkpoint
 from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
-from textseg.data import Sample, SegDataset, collect_split, list_samples, load_target, parse_data_specs
-from textseg.decoder import build_decoder
-from textseg.encoders import build_encoders
-from textseg.model import build_model
-from textseg.images import save_mask
-from textseg.losses import class_labels, decoder_loss
+from textseg.data.datasets import Sample, SegDataset, collect_split, list_samples, load_target, parse_data_specs
+from textseg.data.images import save_mask
+from textseg.engine.cache import FeatureCache
+from textseg.engine.losses import class_labels, decoder_loss
+from textseg.engine.runs import read_history
+from textseg.engine.runtime import amp_dtype, autocast
+from textseg.engine.runtime import Dist, resolve_device, seed_everything
+from textseg.engine.train import Unflipped, train_epoch
+from textseg.model.build import build_model
+from textseg.model.checkpoint import checkpoint_configs, load_checkpoint, save_checkpoint
+from textseg.model.decoder import build_decoder
+from textseg.model.encoders import build_encoders
 from textseg.prompts import all_prompts, canonical_prompt
-from textseg.precision import amp_dtype, autocast
-from textseg.runs import read_history
-from textseg.train import Dist, Unflipped, resolve_device, seed_everything, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO.parent / "shared" / "data" / "roboflow-sample"

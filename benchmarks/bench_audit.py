@@ -4,7 +4,7 @@ Ground truth: drywall files sharing the Roboflow prefix before `_jpg.rf.` are co
 The copies of each photo go to different pseudo-splits (train/valid/test); the crack photos (one
 copy each, many alike) are spread over the splits as negatives, plus planted copies of crack
 photos (flip, 90-degree rotation, 10-degree rotation + crop, brightness/hue shift, cutout) in valid.
-The search reports two kinds of pairs (textseg.audit): copies, scored here, and other shots of the
+The search reports two kinds of pairs (textseg.data.audit): copies, scored here, and other shots of the
 same scene (`same_scene`), which name ground truth cannot score: they are counted, split into pairs
 of one photo (copies the alignment check missed) and pairs of two photos, and listed for checking by
 eye; they no longer count as false copies.
@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from textseg.audit import COPY, SAME_SCENE, audit, audit_figure, find_photo_pairs, summary
+from textseg.data.audit import COPY, SAME_SCENE, audit, audit_figure, find_photo_pairs, summary
 
 SPLITS = ("train", "valid", "test")
 

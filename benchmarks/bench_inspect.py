@@ -32,12 +32,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import REAL_SAMPLE, VENDORED_SAMPLE, append_results, machine_line  # noqa: E402
 
-from textseg.data import collect_split, load_target  # noqa: E402
-from textseg.images import load_image  # noqa: E402
+from textseg.data.datasets import collect_split, load_target  # noqa: E402
+from textseg.data.images import load_image  # noqa: E402
+from textseg.engine.runtime import autocast  # noqa: E402
 from textseg.measure import measure_mask  # noqa: E402
 from textseg.metrics import MetricAccumulator  # noqa: E402
 from textseg.predict import TILE_SIZE, Segmenter, Tiling, predict_files, write_prediction  # noqa: E402
-from textseg.precision import autocast  # noqa: E402
 from textseg.prompts import canonical_prompt  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

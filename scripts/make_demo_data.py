@@ -14,8 +14,8 @@ import random
 import shutil
 from pathlib import Path
 
-from textseg.data import list_samples, load_target, photo_key, resize_pair
-from textseg.images import load_image, save_mask, save_rgb
+from textseg.data.datasets import list_samples, load_target, photo_key, resize_pair
+from textseg.data.images import load_image, save_mask, save_rgb
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SIDE = 320

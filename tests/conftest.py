@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from textseg.checkpoint import save_checkpoint
 from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
-from textseg.model import build_model
+from textseg.model.build import build_model
+from textseg.model.checkpoint import save_checkpoint
 
 N_TRAIN, N_VALID = 4, 2  # per class
 

@@ -1,4 +1,4 @@
-"""Tests of textseg.audit: near-duplicates across splits, dataset checks, report, dedupe, CLI."""
+"""Tests of textseg.data.audit: near-duplicates across splits, dataset checks, report, dedupe, CLI."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from textseg import audit as A
 from textseg.cli import main
-from textseg.data import read_photo_groups
+from textseg.data import audit as A
+from textseg.data import duplicates as D
+from textseg.data.datasets import read_photo_groups
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 COPIES_111136 = ("IMG_20220627_111136-jpg_1500x2000_jpg.rf.5e2bd44e29d1294fb0887decbd9b9710.jpg",  # id 70
@@ -136,7 +137,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[
 
 def test_finds_planted_copies_across_splits_and_nothing_else(planted):
     paths, groups, copies = planted
-    pairs = A.find_near_duplicates(paths, groups)
+    pairs = D.find_near_duplicates(paths, groups)
     found = {frozenset((a, b)) for a, b, _ in pairs}
     assert found == {frozenset((c, o)) for c, o in copies.items()}
     assert all(0.0 <= d < 1.0 for _, _, d in pairs)
@@ -146,10 +147,10 @@ def test_rotated_crop_is_a_copy_but_another_viewpoint_is_not(tmp_path):
     original = save(texture(3), tmp_path / "train.jpg")
     copy = save(rotate_crop(texture(3), 10.0), tmp_path / "valid_copy.jpg")
     reshot = save(perspective(texture(3)), tmp_path / "valid_reshot.jpg")
-    pairs = A.find_near_duplicates([original, copy, reshot], ["train", "valid", "valid"])
+    pairs = D.find_near_duplicates([original, copy, reshot], ["train", "valid", "valid"])
     assert [{a, b} for a, b, _ in pairs] == [{original, copy}]
     geometry_only = {"min_alignment": 0.0, "max_misfit": float("inf")}
-    assert A.find_near_duplicates([original, reshot], ["train", "valid"], **geometry_only) != []  # ORB + affine alone accept it
+    assert D.find_near_duplicates([original, reshot], ["train", "valid"], **geometry_only) != []  # ORB + affine alone accept it
 
 
 def test_kinds_of_an_augmented_copy_a_reshot_and_another_photo(tmp_path):
@@ -160,19 +161,19 @@ def test_kinds_of_an_augmented_copy_a_reshot_and_another_photo(tmp_path):
     reshot = save(shoot(wall, ASKEW, 0.8, noise_seed=2), tmp_path / "valid_reshot.jpg")  # same wall, other view and light
     distinct = save(shoot(texture(9, size=640), ASKEW, 0.9, noise_seed=4), tmp_path / "valid_distinct.jpg")
     paths, groups = [photo, other, copy, reshot, distinct], ["train", "train", "valid", "valid", "valid"]
-    pairs = A.find_photo_pairs(paths, groups)
-    assert [({p.a, p.b}, p.kind) for p in pairs] == [({photo, copy}, A.COPY), ({photo, reshot}, A.SAME_SCENE)]
+    pairs = D.find_photo_pairs(paths, groups)
+    assert [({p.a, p.b}, p.kind) for p in pairs] == [({photo, copy}, D.COPY), ({photo, reshot}, D.SAME_SCENE)]
     assert all(0.0 <= p.distance < 1.0 for p in pairs)
-    assert [{a, b} for a, b, _ in A.find_near_duplicates(paths, groups)] == [{photo, copy}]
+    assert [{a, b} for a, b, _ in D.find_near_duplicates(paths, groups)] == [{photo, copy}]
 
 
 def test_merge_keeps_one_pair_prefers_copy_and_demotes_weak_copies():
-    found = [A._Pair(0, 1, 40, 100, A.SAME_SCENE), A._Pair(1, 0, 50, 200, A.COPY),  # one pair, two passes
-             A._Pair(0, 2, 100, 300, A.COPY), A._Pair(3, 6, 90, 100, A.COPY), A._Pair(3, 2, 30, 100, A.COPY),
-             A._Pair(4, 5, 20, 100, A.SAME_SCENE)]
-    merged = {(p.i, p.j): p.kind for p in A._merge(found, keep_ratio=0.8)}
+    found = [A._Pair(0, 1, 40, 100, D.SAME_SCENE), A._Pair(1, 0, 50, 200, D.COPY),  # one pair, two passes
+             A._Pair(0, 2, 100, 300, D.COPY), A._Pair(3, 6, 90, 100, D.COPY), A._Pair(3, 2, 30, 100, D.COPY),
+             A._Pair(4, 5, 20, 100, D.SAME_SCENE)]
+    merged = {(p.i, p.j): p.kind for p in D._merge(found, keep_ratio=0.8)}
     # 1-0: 50 inliers, under 0.8 of image 0's best copy (100), but image 1's best: a copy. 3-2: weak for both images
-    assert merged == {(1, 0): A.COPY, (0, 2): A.COPY, (3, 6): A.COPY, (3, 2): A.SAME_SCENE, (4, 5): A.SAME_SCENE}
+    assert merged == {(1, 0): D.COPY, (0, 2): D.COPY, (3, 6): D.COPY, (3, 2): D.SAME_SCENE, (4, 5): D.SAME_SCENE}
 
 
 def test_second_pass_finds_speckled_copy_at_higher_resolution(tmp_path):
@@ -180,31 +181,31 @@ def test_second_pass_finds_speckled_copy_at_higher_resolution(tmp_path):
     stranger = save(speckled_board(2), tmp_path / "train_other.jpg")
     copy = save(rotate_crop(speckled_board(1)), tmp_path / "valid.jpg")
     paths, groups = [original, stranger, copy], ["train", "train", "valid"]
-    assert A.find_near_duplicates(paths, groups, fine_side=0) == []  # too few ORB matches at 400 px
-    assert [{a, b} for a, b, _ in A.find_near_duplicates(paths, groups)] == [{original, copy}]
+    assert D.find_near_duplicates(paths, groups, fine_side=0) == []  # too few ORB matches at 400 px
+    assert [{a, b} for a, b, _ in D.find_near_duplicates(paths, groups)] == [{original, copy}]
 
 
 def test_alignment_of_identical_shifted_and_reshot_pixels():
     gray = cv2.cvtColor(texture(5, size=256), cv2.COLOR_RGB2GRAY)
     identity = np.float32([[1, 0, 0], [0, 1, 0]])
-    agreement, misfit = A._alignment(gray, gray, identity)
+    agreement, misfit = D._alignment(gray, gray, identity)
     assert agreement > 0.99 and misfit < 0.1
-    agreement, misfit = A._alignment(gray, gray, np.float32([[1, 0, 3], [0, 1, 0]]))  # a 3-pixel misfit
+    agreement, misfit = D._alignment(gray, gray, np.float32([[1, 0, 3], [0, 1, 0]]))  # a 3-pixel misfit
     assert agreement < 0.5 and misfit < 0.3  # edges disagree, but one affine shift explains it all
     reshot = cv2.cvtColor(perspective(texture(5, size=256)), cv2.COLOR_RGB2GRAY)
-    assert A._alignment(gray, reshot, identity)[1] > 0.8  # perspective: local shifts vary over the image
-    assert A._alignment(gray, np.zeros_like(gray), identity) == (0.0, float("inf"))  # nothing both images cover
+    assert D._alignment(gray, reshot, identity)[1] > 0.8  # perspective: local shifts vary over the image
+    assert D._alignment(gray, np.zeros_like(gray), identity) == (0.0, float("inf"))  # nothing both images cover
 
 
 def test_same_group_pairs_are_not_compared(planted):
     paths, _, _ = planted
-    assert A.find_near_duplicates(paths, ["one"] * len(paths)) == []
+    assert D.find_near_duplicates(paths, ["one"] * len(paths)) == []
 
 
 def test_without_groups_every_pair_is_compared(planted):
     paths, _, copies = planted
     copy, original = next(iter(copies.items()))
-    pairs = A.find_near_duplicates([original, copy, paths[-1]])
+    pairs = D.find_near_duplicates([original, copy, paths[-1]])
     assert [{a, b} for a, b, _ in pairs] == [{original, copy}]
 
 
@@ -214,7 +215,7 @@ def test_real_copies_found_and_distinct_real_photos_not_paired():
     moved = [p for p in drywall if p.name in COPIES_111136]
     paths = drywall + cracks
     groups = ["valid" if p in moved else "train" for p in drywall] + ["train", "valid"] * (len(cracks) // 2)
-    pairs = A.find_near_duplicates(paths, groups)
+    pairs = D.find_near_duplicates(paths, groups)
     keys = [(a.name.split("_jpg.rf.")[0], b.name.split("_jpg.rf.")[0]) for a, b, _ in pairs]
     assert all(ka == kb for ka, kb in keys), keys
     found = {p.name for a, b, _ in pairs for p in (a, b)}
@@ -225,7 +226,7 @@ def test_unreadable_file_is_skipped_not_fatal(tmp_path, planted, caplog):
     paths, groups, _ = planted
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg at all")
-    pairs = A.find_near_duplicates([broken] + paths, ["valid"] + groups)
+    pairs = D.find_near_duplicates([broken] + paths, ["valid"] + groups)
     assert len(pairs) == 5
     assert "broken.jpg: cannot decode image" in caplog.text
 
@@ -233,7 +234,7 @@ def test_unreadable_file_is_skipped_not_fatal(tmp_path, planted, caplog):
 def test_group_length_mismatch_raises(planted):
     paths, _, _ = planted
     with pytest.raises(ValueError, match="3 group labels"):
-        A.find_near_duplicates(paths, ["train"] * 3)
+        D.find_near_duplicates(paths, ["train"] * 3)
 
 
 def make_dataset(root: Path) -> dict[str, Path]:
@@ -290,18 +291,18 @@ def test_audit_report_counts_masks_and_leaks(tmp_path):
     assert "files with another shot of the scene in an earlier split: valid 1" in text
     assert f"same_scene  train/{files['train3'].name}  ~  valid/{files['reshot'].name}" in text
     assert A.report_groups(report) == [{files["train2"], files["leak"]}, {files["train3"], files["reshot"]}]
-    assert A.report_groups(report, kinds=[A.COPY]) == [{files["train2"], files["leak"]}]
+    assert A.report_groups(report, kinds=[D.COPY]) == [{files["train2"], files["leak"]}]
 
 
 def test_report_groups_reads_reports_written_before_kinds():
     old = {"cross_split_duplicates": [{"a": "r/train/x.jpg", "b": "r/valid/y.jpg", "distance": 0.2}]}
     assert A.report_groups(old) == [{Path("r/train/x.jpg"), Path("r/valid/y.jpg")}]
-    assert A.report_groups(old, kinds=[A.SAME_SCENE]) == []
+    assert A.report_groups(old, kinds=[D.SAME_SCENE]) == []
 
 
 def test_figure_shows_both_kinds_best_first():
-    pairs = [{"kind": A.COPY, "distance": d, "id": f"c{d}"} for d in (0.1, 0.2, 0.3)]
-    pairs += [{"kind": A.SAME_SCENE, "distance": d, "id": f"s{d}"} for d in (0.5, 0.6)]
+    pairs = [{"kind": D.COPY, "distance": d, "id": f"c{d}"} for d in (0.1, 0.2, 0.3)]
+    pairs += [{"kind": D.SAME_SCENE, "distance": d, "id": f"s{d}"} for d in (0.5, 0.6)]
     assert [p["id"] for p in A.figure_pairs(pairs, 4)] == ["c0.1", "c0.2", "s0.5", "s0.6"]
     assert [p["id"] for p in A.figure_pairs(pairs, 3)] == ["c0.1", "c0.2", "s0.5"]
     assert [p["id"] for p in A.figure_pairs(pairs[:3], 2)] == ["c0.1", "c0.2"]  # no same-scene pair: copies fill in
@@ -378,14 +379,14 @@ def test_dedupe_filters_coco_json(tmp_path):
 
 
 def test_plausible_rejects_reflection_and_extreme_scale():
-    assert A._plausible(np.array([[0.9, 0.2, 5.0], [-0.2, 1.1, 3.0]]))
-    assert not A._plausible(np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
-    assert not A._plausible(np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]]))
+    assert D._plausible(np.array([[0.9, 0.2, 5.0], [-0.2, 1.1, 3.0]]))
+    assert not D._plausible(np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    assert not D._plausible(np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]]))
 
 
 def test_keep_strong_drops_weak_second_matches():
     scored = [(0, 1, 100), (0, 2, 30), (3, 2, 80), (4, 5, 25)]
-    assert A._keep_strong(scored, 0.5) == [(0, 1, 100), (3, 2, 80), (4, 5, 25)]
+    assert D._keep_strong(scored, 0.5) == [(0, 1, 100), (3, 2, 80), (4, 5, 25)]
 
 
 def test_pairing_problem_is_reported_not_fatal(tmp_path):

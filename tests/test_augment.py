@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from textseg.augment import IDENTITY, JITTER, MIN_ZOOM_SIDE, augment_batch, draw_params
+from textseg.data.augment import IDENTITY, JITTER, MIN_ZOOM_SIDE, augment_batch, draw_params
 
 
 def _batch(size: int = 32, grid: int = 4, dim: int = 3):
@@ -61,7 +61,7 @@ def test_drawn_parameters_stay_in_range_and_repeat_with_the_seed() -> None:
 
 @pytest.mark.parametrize("augment", [False, True])
 def test_dataset_items_carry_parameters(augment: bool, tmp_path) -> None:
-    from textseg.data import Sample, SegDataset
+    from textseg.data.datasets import Sample, SegDataset
 
     samples = [Sample(tmp_path / f"{i}.png", None, "crack", "train", tmp_path) for i in range(4)]
     ds = SegDataset(samples, augment=augment, seed=1)

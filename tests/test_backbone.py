@@ -8,13 +8,13 @@ import pytest
 import timm
 import torch
 
-from textseg import backbone
-from textseg.backbone import PACKAGE_WEIGHTS, PixelEncoder
-from textseg.checkpoint import CheckpointError, check_encoders
 from textseg.config import ModelConfig
-from textseg.decoder import PixelRefineDecoder, build_decoder
-from textseg.losses import class_labels, decoder_loss
-from textseg.model import build_model
+from textseg.engine.losses import class_labels, decoder_loss
+from textseg.model import backbone
+from textseg.model.backbone import PACKAGE_WEIGHTS, PixelEncoder
+from textseg.model.build import build_model
+from textseg.model.checkpoint import CheckpointError, check_encoders
+from textseg.model.decoder import PixelRefineDecoder, build_decoder
 
 LITE2 = "tf_efficientnet_lite2"
 TEST_NET = "test_efficientnet"  # timm's tiny test model: same API, 82 k parameters

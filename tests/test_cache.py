@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from textseg.cache import FeatureCache, file_sha1
-from textseg.data import SegDataset, collect_split
+from textseg.data.datasets import SegDataset, collect_split
+from textseg.engine.cache import FeatureCache, file_sha1
 from textseg.prompts import all_prompts
 
 from conftest import FakeText, FakeVisual

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from textseg.checkpoint import (
+from textseg.model.checkpoint import (
     CheckpointError,
     check_encoders,
     check_model_config,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from textseg.data import (
+from textseg.data.datasets import (
     GROUPS_FILE,
     SEQUENCE_GAP,
     SEQUENCE_SECONDS,
@@ -30,8 +30,8 @@ from textseg.data import (
     read_photo_groups,
     split_train_val,
 )
-from textseg.images import load_mask
-from textseg.labels import LabelError, extract_masks
+from textseg.data.images import load_mask
+from textseg.data.labels import LabelError, extract_masks
 from textseg.prompts import PROMPTS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from textseg.checkpoint import load_checkpoint
 from textseg.cli import main
+from textseg.model.checkpoint import load_checkpoint
 
 from conftest import make_dataset
 

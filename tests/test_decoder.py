@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from textseg.config import ModelConfig
-from textseg.decoder import ClassMatchHead, RefineDecoder, SeedDecoder, build_decoder, gate_logits
-from textseg.losses import class_labels, class_match_loss, decoder_loss, presence_loss, segmentation_loss, soft_dice_loss
+from textseg.engine.losses import class_labels, class_match_loss, decoder_loss, presence_loss, segmentation_loss, soft_dice_loss
+from textseg.model.decoder import ClassMatchHead, RefineDecoder, SeedDecoder, build_decoder, gate_logits
 
 VISUAL_DIM, TEXT_DIM = 24, 16
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from textseg.checkpoint import CheckpointError
-from textseg.ema import WeightAverage
+from textseg.engine.ema import WeightAverage
+from textseg.model.checkpoint import CheckpointError
 
 
 class _Tiny(nn.Module):

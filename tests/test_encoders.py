@@ -9,9 +9,9 @@ import pytest
 import timm
 import torch
 
-import textseg.encoders as enc
+import textseg.model.encoders as enc
 from textseg.config import ModelConfig
-from textseg.encoders import TextEncoder, VisualEncoder, WeightsUnavailableError, build_encoders, encoder_identity
+from textseg.model.encoders import TextEncoder, VisualEncoder, WeightsUnavailableError, build_encoders, encoder_identity
 
 TINY = "vit_tiny_patch16_224"
 

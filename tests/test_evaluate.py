@@ -16,7 +16,7 @@ from PIL import Image  # noqa: E402
 
 from textseg.cli import main  # noqa: E402
 from textseg.config import DataConfig, ModelConfig  # noqa: E402
-from textseg.data import collect_split  # noqa: E402
+from textseg.data.datasets import collect_split  # noqa: E402
 from textseg.evaluate import best_and_worst, compare_reports, evaluate, load_report, markdown_table, plot_cases  # noqa: E402
 from textseg.predict import Segmenter  # noqa: E402
 from textseg.prompts import PROMPTS  # noqa: E402

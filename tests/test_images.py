@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from textseg.images import ImageReadError, atomic_path, load_image, load_mask, save_mask
+from textseg.data.images import ImageReadError, atomic_path, load_image, load_mask, save_mask
 
 
 def test_grayscale_rgba_and_16bit_load_as_uint8_rgb(tmp_path: Path) -> None:

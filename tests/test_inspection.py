@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import make_checkpoint, wall_photo
 
 from textseg.cli import main
-from textseg.images import load_mask
+from textseg.data.images import load_mask
 from textseg.inspection import MeasureSettings, inspect_photos, label_text, measured_class
 from textseg.predict import Segmenter, Tiling
 

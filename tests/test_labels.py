@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from textseg import cli, labels
-from textseg.images import load_mask
-from textseg.labels import (
+from textseg import cli
+from textseg.data import labels
+from textseg.data.images import load_mask
+from textseg.data.labels import (
     LabelError,
     RasterStats,
     YoloShape,
@@ -169,7 +170,7 @@ def test_rasterize_yolo_box_pixels_clip_and_zero_width(caplog):
     box = YoloShape(0, "box", np.array([0.5, 0.5, 0.5, 0.5]))  # 20x10 box in a 40x20 image
     mask = rasterize_yolo([box], 40, 20, stats)
     assert mask.sum() == 20 * 10 and mask[5:15, 10:30].all()
-    with caplog.at_level(logging.WARNING, logger="textseg.labels"):
+    with caplog.at_level(logging.WARNING, logger="textseg.data.labels"):
         outside = YoloShape(0, "polygon", np.array([[-0.5, 0.0], [1.5, 0.0], [1.5, 1.0], [-0.5, 1.0]]))
         assert rasterize_yolo([outside], 40, 20, stats).all()
     assert "clipped" in caplog.text and stats.clipped == 1
@@ -227,7 +228,7 @@ def test_empty_label_gives_empty_mask_and_missing_label_is_reported(tmp_path):
 
 def test_zero_width_and_clipped_counts_in_report(tmp_path, caplog):
     yolo_split(tmp_path, "0 0.5 0.5 0 0.3\n0 0.9 0.5 0.4 0.2\n")
-    with caplog.at_level(logging.WARNING, logger="textseg.labels"):
+    with caplog.at_level(logging.WARNING, logger="textseg.data.labels"):
         split = extract_masks(tmp_path / "yolo").splits[0]
     assert (split.zero_width, split.clipped) == (1, 1)
     assert "a.txt:2: box" in caplog.text and "clipped" in caplog.text

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from textseg import cli
-from textseg.notebooks import (
+from textseg.workbook.runner import (
     NOTEBOOKS_DIR,
     declared_parameters,
     list_notebooks,
@@ -172,8 +172,8 @@ def test_smoke_01_explores_and_audits(smoke_run):
 
 @pytest.mark.slow
 def test_smoke_02_writes_masks_and_training_roots(smoke_run):
-    from textseg.data import collect_split, load_target
-    from textseg.images import image_size
+    from textseg.data.datasets import collect_split, load_target
+    from textseg.data.images import image_size
 
     work, _ = smoke_run
     real = work / "data" / "real"
@@ -194,7 +194,7 @@ def test_smoke_02_writes_masks_and_training_roots(smoke_run):
 
 @pytest.mark.slow
 def test_smoke_03_trains_a_loadable_run(smoke_run):
-    from textseg.checkpoint import load_checkpoint
+    from textseg.model.checkpoint import load_checkpoint
 
     work, _ = smoke_run
     run = work / "runs" / "main"
@@ -239,9 +239,9 @@ def test_smoke_07_inspects_the_sample_photos(smoke_run):
 
 
 def test_build_working_datasets_merges_sources_and_carves_valid(tmp_path):
-    from textseg.data import collect_split, photo_key
-    from textseg.images import load_mask, save_mask, save_rgb
-    from textseg.notebooks import build_working_datasets
+    from textseg.data.datasets import collect_split, photo_key
+    from textseg.data.images import load_mask, save_mask, save_rgb
+    from textseg.workbook.helpers import build_working_datasets
 
     def root(name: str, splits: dict[str, int]) -> Path:
         for split, n in splits.items():
@@ -269,7 +269,7 @@ def test_build_working_datasets_merges_sources_and_carves_valid(tmp_path):
 
 
 def test_resume_checkpoint_choices(tmp_path):
-    from textseg.notebooks import resume_checkpoint
+    from textseg.workbook.helpers import resume_checkpoint
 
     assert resume_checkpoint(tmp_path, "") is None
     with pytest.raises(FileNotFoundError, match="resume='last': no checkpoint at .*last.pt"):
@@ -313,7 +313,7 @@ def test_training_verdict_warns_on_a_run_far_below_expectations(tmp_path: Path) 
 
 
 def test_epoch_logger_reports_new_epochs_while_a_notebook_trains(tmp_path, caplog):
-    from textseg.notebooks import EpochLogger, _run_dir
+    from textseg.workbook.runner import EpochLogger, _run_dir
 
     assert _run_dir(NOTEBOOKS_DIR / "03_train_decoder.ipynb", {}) == Path("outputs/runs/main")
     assert _run_dir(NOTEBOOKS_DIR / "03_train_decoder.ipynb", {"run_dir": "x/run"}) == Path("x/run")
@@ -321,7 +321,7 @@ def test_epoch_logger_reports_new_epochs_while_a_notebook_trains(tmp_path, caplo
     record = {"epoch": 1, "train_loss": 0.5, "iou_crack": 0.25, "iou_taping": 0.5, "negative_fp_rate": 0.02, "epoch_time_s": 30}
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text(json.dumps(record) + "\n")
-    with caplog.at_level(logging.INFO, logger="textseg.notebooks"):
+    with caplog.at_level(logging.INFO, logger="textseg.workbook.runner"):
         with EpochLogger(tmp_path, "03_train_decoder", interval_s=60):
             with metrics.open("a") as f:
                 f.write(json.dumps({**record, "epoch": 2, "iou_crack": 0.375}) + "\n")
@@ -330,7 +330,7 @@ def test_epoch_logger_reports_new_epochs_while_a_notebook_trains(tmp_path, caplo
 
 
 def test_quiet_progress_silences_the_package_bars_and_restores_the_environment(monkeypatch):
-    from textseg.notebooks import quiet_progress
+    from textseg.workbook.runner import quiet_progress
     from textseg.progress import QUIET_ENV, progress_bar
 
     monkeypatch.delenv(QUIET_ENV, raising=False)

@@ -12,9 +12,9 @@ from PIL import Image
 
 pytest.importorskip("ipywidgets")
 
-from textseg.images import save_rgb  # noqa: E402
-from textseg.playground import attention_heatmap, build_playground, png_bytes, word_attention  # noqa: E402
+from textseg.data.images import save_rgb  # noqa: E402
 from textseg.predict import Prediction, to_rgb  # noqa: E402
+from textseg.workbook.playground import attention_heatmap, build_playground, png_bytes, word_attention  # noqa: E402
 
 
 class FakeSegmenter:
@@ -147,8 +147,8 @@ def test_png_bytes_shrinks_large_images():
 
 def test_real_segmenter_encodes_once_and_reacts(images):
     from textseg.config import ModelConfig
-    from textseg.decoder import build_decoder
-    from textseg.encoders import build_encoders
+    from textseg.model.decoder import build_decoder
+    from textseg.model.encoders import build_encoders
     from textseg.predict import Segmenter
 
     cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed", visual_weights="random", text_weights="random")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from textseg import precision
-from textseg.cache import FeatureCache
-from textseg.precision import amp_dtype, autocast
+from textseg.engine import runtime as precision
+from textseg.engine.cache import FeatureCache
+from textseg.engine.runtime import amp_dtype, autocast
 
 from conftest import FakeText, FakeVisual
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from textseg.checkpoint import CheckpointError
 from textseg.cli import main
 from textseg.config import ModelConfig
-from textseg.images import load_image, load_mask
+from textseg.data.images import load_image, load_mask
+from textseg.model.checkpoint import CheckpointError
 from textseg.predict import Prediction, Segmenter, Tiling, blend_window, tile_starts, to_rgb, token_strings
 from textseg.viz import overlay
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from textseg.schedule import FINAL_LR_FRACTION, lr_factor, run_progress
-from textseg.train import train
+from textseg.engine.schedule import FINAL_LR_FRACTION, lr_factor, run_progress
+from textseg.engine.train import train
 
 from conftest import make_dataset, read_jsonl, tiny_configs
 

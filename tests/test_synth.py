@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from textseg.cli import main
-from textseg.data import list_samples
-from textseg.images import image_size, load_image, load_mask
-from textseg.labels import parse_yolo_file, rasterize_yolo
-from textseg.synth import SPLITS, SynthConfig, compare_with_real, generate
+from textseg.data.datasets import list_samples
+from textseg.data.images import image_size, load_image, load_mask
+from textseg.data.labels import parse_yolo_file, rasterize_yolo
+from textseg.data.synth import SPLITS, SynthConfig, compare_with_real, generate
 
 SMALL = SynthConfig(size_range=(128, 176), negative_fraction=0.25)
 COUNTS = {"train": 6, "valid": 2, "test": 2}

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from textseg.checkpoint import CheckpointError, load_checkpoint
 from textseg.cli import main
+from textseg.engine.runtime import resolve_device
+from textseg.engine.train import train
+from textseg.model.checkpoint import CheckpointError, load_checkpoint
 from textseg.prompts import all_prompts
-from textseg.train import resolve_device, train
 
 from conftest import N_TRAIN, N_VALID, make_dataset, read_jsonl, tiny_configs
 
@@ -156,7 +157,7 @@ def test_cli_train_and_resume(roots: dict[str, Path], tmp_path: Path, capsys: py
 
 
 def test_selection_prefers_a_segmenting_epoch_over_an_empty_one() -> None:
-    from textseg.train import summarise_validation
+    from textseg.engine.train import summarise_validation
 
     def sums(tp: int, fp: int, fn: int, neg_fp: int) -> dict[str, float]:
         per_class = {f"{c}_{k}": v for c in ("crack", "taping") for k, v in
@@ -173,7 +174,7 @@ def test_selection_prefers_a_segmenting_epoch_over_an_empty_one() -> None:
 def test_a_non_finite_loss_stops_the_run_and_keeps_earlier_checkpoints(
     roots: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import textseg.train as train_module
+    import textseg.engine.train as train_module
 
     real_epoch, calls = train_module.train_epoch, []
 

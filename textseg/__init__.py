@@ -1,4 +1,13 @@
-"""textseg: text-prompted segmentation of wall cracks and drywall taping seams."""
+"""textseg: text-prompted segmentation of wall cracks and drywall taping seams.
+
+The public API, importable from here (loaded on first use, so `import textseg` stays light):
+Segmenter and Tiling (prediction), train, evaluate, inspect_photos, build_model, and the three configs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -7,3 +16,16 @@ CLASSES: tuple[str, ...] = ("crack", "taping")
 
 MODEL_SIZE: int = 224
 """Side of the square model input (ViT-B/16 at 224x224 gives 14x14 patch tokens)."""
+
+_API = {
+    "Segmenter": "textseg.predict", "Tiling": "textseg.predict", "train": "textseg.engine.train",
+    "evaluate": "textseg.evaluate", "inspect_photos": "textseg.inspection", "build_model": "textseg.model.build",
+    "DataConfig": "textseg.config", "ModelConfig": "textseg.config", "TrainConfig": "textseg.config",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'textseg' has no attribute {name!r}")

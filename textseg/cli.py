@@ -16,15 +16,15 @@ import warnings
 from typing import Callable
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("textseg.synth", "generate synthetic crack and drywall datasets"),
-    "extract-masks": ("textseg.labels", "write masks/*.png from YOLO labels or a COCO export"),
-    "audit": ("textseg.audit", "audit datasets: counts, bad files, masks, leaks between splits"),
-    "train": ("textseg.train", "train the decoder on CLASS=ROOT datasets"),
+    "synth": ("textseg.data.synth", "generate synthetic crack and drywall datasets"),
+    "extract-masks": ("textseg.data.labels", "write masks/*.png from YOLO labels or a COCO export"),
+    "audit": ("textseg.data.audit", "audit datasets: counts, bad files, masks, leaks between splits"),
+    "train": ("textseg.engine.train", "train the decoder on CLASS=ROOT datasets"),
     "predict": ("textseg.predict", "segment images with a text prompt"),
     "evaluate": ("textseg.evaluate", "metrics per class and prompt on a split"),
     "inspect": ("textseg.inspection", "predict, then measure each defect (length, width, count) in photos"),
     "measure": ("textseg.inspection:measure", "measure each defect in existing masks, as inspect does"),
-    "notebooks": ("textseg.notebooks", "run the numbered notebooks headless with papermill"),
+    "notebooks": ("textseg.workbook.runner", "run the numbered notebooks headless with papermill"),
 }
 
 

@@ -22,7 +22,7 @@ class DataConfig:
     negative_rate: float = 0.3  # probability of a prompt of the other class with an empty target
     val_fraction: float = 0.15  # held back from train when a root has no valid split
     flip: bool = True
-    augment: bool = True  # random zoom of image, mask and token grid + colour jitter (textseg.augment); measured better in 55 min with bf16
+    augment: bool = True  # random zoom of image, mask and token grid + colour jitter (textseg.data.augment); measured better in 55 min with bf16
     seed: int = 0
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from textseg.progress import progress_bar
 
-from textseg.images import atomic_path, load_image, save_json
+from textseg.data.images import atomic_path, load_image, save_json
 from textseg.metrics import MetricAccumulator, format_metric
 from textseg.predict import Segmenter, add_segmenter_arguments
+from textseg.progress import progress_bar
 from textseg.prompts import PROMPTS, canonical_prompt, normalise_class, other_class
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Metrics of `segmenter` on `split` of CLASS=ROOT datasets; writes report.json/report.md to out_dir if given."""
-    from textseg.data import collect_split, load_target
+    from textseg.data.datasets import collect_split, load_target
 
     roots = {normalise_class(c): Path(r) for c, r in roots.items()}
     if not roots:
@@ -310,7 +310,7 @@ def plot_cases(
     path: str | Path | None = None,
 ):
     """Overlays (prediction red, truth outline yellow) of a class's best or worst images; a Figure."""
-    from textseg.data import collect_split, load_target
+    from textseg.data.datasets import collect_split, load_target
     from textseg.viz import draw_outline, image_grid, overlay
 
     if which not in ("best", "worst"):
@@ -349,7 +349,7 @@ def _parse_thresholds(text: str) -> list[float]:
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `textseg evaluate`."""
-    from textseg.data import add_data_arguments
+    from textseg.data.datasets import add_data_arguments
 
     parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
     add_data_arguments(parser)
@@ -365,7 +365,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint and print the markdown table."""
-    from textseg.data import parse_data_specs
+    from textseg.data.datasets import parse_data_specs
 
     thresholds = _parse_thresholds(args.thresholds)
     _threshold_grid(thresholds, args.threshold)

@@ -23,10 +23,9 @@ from typing import Any, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from textseg.progress import progress_bar
 
 from textseg import CLASSES
-from textseg.images import ImageReadError, atomic_path, load_mask_values, save_json, save_mask, save_rgb
+from textseg.data.images import ImageReadError, atomic_path, load_mask_values, save_json, save_mask, save_rgb
 from textseg.measure import (
     WIDTH_CLASSES,
     Defect,
@@ -47,6 +46,7 @@ from textseg.predict import (
     predict_files,
     unreadable_error,
 )
+from textseg.progress import progress_bar
 from textseg.prompts import normalise_class, prompt_class
 from textseg.viz import inspection_summary_figure, labelled_overlay
 

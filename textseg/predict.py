@@ -31,16 +31,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from textseg.progress import progress_bar
 
 from textseg import MODEL_SIZE
-from textseg.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
 from textseg.config import DataConfig, ModelConfig
-from textseg.images import ImageReadError, is_image_file, load_image, save_mask, save_rgb, to_rgb_array
-from textseg.decoder import gate_logits
-from textseg.model import build_model
-from textseg.precision import amp_dtype, autocast
-from textseg.train import resolve_device
+from textseg.data.images import ImageReadError, is_image_file, load_image, save_mask, save_rgb, to_rgb_array
+from textseg.engine.runtime import amp_dtype, autocast
+from textseg.engine.runtime import resolve_device
+from textseg.model.build import build_model
+from textseg.model.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
+from textseg.model.decoder import gate_logits
+from textseg.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

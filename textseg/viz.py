@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
-from textseg.images import atomic_path
-from textseg.runs import metrics_path, read_history
+from textseg.data.images import atomic_path
+from textseg.engine.runs import metrics_path, read_history
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def save_figure(fig: Figure, path: str | Path | None = None, credit: bool | str 
 def _as_image(item: np.ndarray | str | Path) -> np.ndarray:
     """An RGB uint8 array from an array or an image file."""
     if isinstance(item, (str, Path)):
-        from textseg.images import load_image
+        from textseg.data.images import load_image
 
         return load_image(item)
     return np.asarray(item)

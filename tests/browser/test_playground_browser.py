@@ -33,7 +33,7 @@ if CHROMIUM is None:
                 allow_module_level=True)
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright pip package is not installed")
 
-from textseg.notebooks import NOTEBOOKS_DIR  # noqa: E402
+from textseg.workbook.runner import NOTEBOOKS_DIR  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -50,8 +50,8 @@ def _free_port() -> int:
 def _tiny_run(work: Path) -> tuple[Path, list[str]]:
     """A 1-epoch seed decoder on vit_tiny over a small synthetic set: (checkpoint, data specs)."""
     from textseg.config import DataConfig, ModelConfig, TrainConfig
-    from textseg.synth import generate
-    from textseg.train import train
+    from textseg.data.synth import generate
+    from textseg.engine.train import train
 
     roots = generate(work / "synth", seed=0, counts={"train": 4, "valid": 2, "test": 0})
     data = DataConfig(roots={c: str(r) for c, r in roots.items()})
@@ -71,8 +71,8 @@ MIN_CHANGE = 0.002  # share of pixels the slider step must flip, so the change s
 def _partial_threshold(checkpoint: Path, data: list[str]) -> float:
     """A slider value (0.01 steps) at which the first image's crack mask is partial and changes with the slider move
     and with the prompt (a model that obeys may give the taping prompt an empty mask at every threshold)."""
-    from textseg.data import parse_data_specs
-    from textseg.playground import playground_images
+    from textseg.data.datasets import parse_data_specs
+    from textseg.workbook.playground import playground_images
     from textseg.predict import Segmenter
 
     seg = Segmenter.from_checkpoint(checkpoint, device="cpu")

@@ -18,11 +18,11 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
-from textseg.progress import progress_bar
 
 from textseg import MODEL_SIZE
-from textseg.images import atomic_path
-from textseg.precision import autocast
+from textseg.data.images import atomic_path
+from textseg.engine.runtime import autocast
+from textseg.progress import progress_bar
 
 LOGGER = logging.getLogger(__name__)
 MODES = ("memory", "disk", "none")
@@ -212,7 +212,7 @@ class FeatureCache:
         """Encode every (image, flip) of an unflipped dataset not yet cached, in batches; returns the keys.
 
         `dataset` yields dicts with "image" (3, S, S) unflipped and "path"; flip 1 is the horizontal
-        mirror (torch.flip on the last dim), as textseg.data.SegDataset applies it.
+        mirror (torch.flip on the last dim), as textseg.data.datasets.SegDataset applies it.
         """
         if self.mode == "none" or self.visual is None:
             return []

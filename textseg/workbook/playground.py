@@ -32,7 +32,7 @@ UPLOAD_PREFIX = "upload:"
 def playground_images(roots: Mapping[str, str | Path], split: str = "valid", per_class: int = 6,
                       val_fraction: float = 0.15, seed: int = 0) -> dict[str, str]:
     """{"crack: name.jpg": path} with up to `per_class` images of each class from a split of CLASS=ROOT datasets."""
-    from textseg.data import collect_split
+    from textseg.data.datasets import collect_split
 
     out: dict[str, str] = {}
     for cls, root in roots.items():
@@ -147,7 +147,7 @@ class Playground:
     def add_image(self, label: str, content: bytes | np.ndarray | str | Path) -> None:
         """Add an image (file bytes, an array, or a path) to the dropdown and select it."""
         if isinstance(content, bytes):
-            from textseg.images import to_rgb_array
+            from textseg.data.images import to_rgb_array
 
             try:
                 content = to_rgb_array(Image.open(io.BytesIO(content)))

@@ -23,12 +23,12 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import torch
 from PIL import Image
-from textseg.progress import progress_bar
 
 from textseg import CLASSES, MODEL_SIZE
-from textseg.augment import IDENTITY, draw_params
-from textseg.images import image_size, is_image_file, load_image, load_mask
-from textseg.labels import COCO_JSON, class_from_keywords, coco_mask, read_coco, read_coco_images, yolo_mask
+from textseg.data.augment import IDENTITY, draw_params
+from textseg.data.images import image_size, is_image_file, load_image, load_mask
+from textseg.data.labels import COCO_JSON, class_from_keywords, coco_mask, read_coco, read_coco_images, yolo_mask
+from textseg.progress import progress_bar
 from textseg.prompts import normalise_class, other_class, sample_prompt
 
 logger = logging.getLogger(__name__)
@@ -330,7 +330,7 @@ def _held_back(sizes: Mapping[str, int], val_fraction: float, seed: int) -> set[
 def split_train_val(samples: Sequence[Sample], val_fraction: float, seed: int,
                     groups: Sequence[set[Path]] | None = None) -> tuple[list[Sample], list[Sample]]:
     """Deterministic train/val split by photo group (per class): copies of one photo, shots of one camera sequence and
-    any extra `groups` (e.g. `textseg.audit.report_groups`) stay on one side; val_fraction counts images."""
+    any extra `groups` (e.g. `textseg.data.audit.report_groups`) stay on one side; val_fraction counts images."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction {val_fraction} must be in [0, 1)")
     keys = _photo_groups(samples, groups)
@@ -438,7 +438,7 @@ class SegDataset(torch.utils.data.Dataset):
         return negative, prompt, flip
 
     def augmentation(self, index: int) -> tuple[float, ...]:
-        """Zoom and colour-jitter parameters of an index at the current epoch (textseg.augment; identity when off)."""
+        """Zoom and colour-jitter parameters of an index at the current epoch (textseg.data.augment; identity when off)."""
         if not self.augment:
             return IDENTITY
         return draw_params(random.Random(f"{self.seed}:{self.epoch}:{index}:augment"))

@@ -8,8 +8,8 @@ from typing import Any
 from torch import nn
 
 from textseg.config import ModelConfig
-from textseg.decoder import build_decoder, pixel_identity
-from textseg.encoders import TextEncoder, VisualEncoder, build_encoders, encoder_identity, visual_dim
+from textseg.model.decoder import build_decoder, pixel_identity
+from textseg.model.encoders import TextEncoder, VisualEncoder, build_encoders, encoder_identity, visual_dim
 
 
 @dataclass

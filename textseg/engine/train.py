@@ -22,9 +22,7 @@ import argparse
 import logging
 import math
 import os
-import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,118 +31,30 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
-from textseg.progress import progress_bar
 
 from textseg import CLASSES, MODEL_SIZE
-from textseg.augment import IDENTITY, augment_batch
-from textseg.cache import FeatureCache
-from textseg.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
 from textseg.config import QUERIES, DataConfig, ModelConfig, TrainConfig, check_image_size, from_dict, to_dict
-from textseg.ema import WeightAverage
-from textseg.images import save_json
-from textseg.losses import class_labels, decoder_loss
-from textseg.model import build_model
-from textseg.precision import amp_dtype, autocast
-from textseg.schedule import LR_SCHEDULES, lr_factor, run_progress
-from textseg.runs import append_epoch, metrics_path, read_history, write_history
+from textseg.data.augment import IDENTITY, augment_batch
+from textseg.data.images import save_json
+from textseg.engine.cache import FeatureCache
+from textseg.engine.ema import WeightAverage
+from textseg.engine.losses import class_labels, decoder_loss
+from textseg.engine.runs import append_epoch, metrics_path, read_history, write_history
+from textseg.engine.runtime import Dist, all_sum, amp_dtype, autocast, rng_state, seed_everything, set_rng_state, setup_distributed
+from textseg.engine.schedule import LR_SCHEDULES, lr_factor, run_progress
+from textseg.model.build import build_model
+from textseg.model.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
+from textseg.progress import progress_bar
 
 LOGGER = logging.getLogger(__name__)
 NEGATIVE_FP_FRACTION = 0.01  # a negative prompt is a false positive when > 1% of pixels are predicted
 THRESHOLD = 0.5  # probability threshold for validation masks
 
 
-# ---- devices, distributed, precision ----------------------------------------------------------
-def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
-    """torch.device for "auto" | "cpu" | "cuda" | "cuda:N"; clear errors for unknown names or missing CUDA."""
-    name = str(name).strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if name != "cuda" and not (name.startswith("cuda:") and name[5:].isdigit()):
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available here (torch {torch.__version__}); use --device cpu or auto")
-    index = int(name[5:]) if ":" in name else (local_rank or 0)
-    if index >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return torch.device("cuda", index)
-
-
-@dataclass(frozen=True)
-class Dist:
-    """This process's place in a (possibly single-process) run."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owns_group: bool = False  # this run created the process group (and destroys it at the end)
-
-    @property
-    def main(self) -> bool:
-        """True on the rank that writes files and logs."""
-        return self.rank == 0
-
-
-def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
-    """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; init the process group (nccl on GPU, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(), resolve_device(device_name)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    info = Dist(int(os.environ["RANK"]), world, local_rank, owns_group=not dist.is_initialized())
-    if info.owns_group:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return info, device
-
-
-def all_sum(values: list[float], info: Dist, device: torch.device) -> list[float]:
-    """Sum a list of numbers over ranks (identity in a single process)."""
-    if info.world == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-# ---- reproducibility --------------------------------------------------------------------------
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) RNGs."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    """RNG states as tensors and primitive containers (safe for weights_only loading)."""
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore the RNG states saved by rng_state()."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"].cpu())
-    if torch.cuda.is_available() and state["cuda"]:
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
 # ---- data -------------------------------------------------------------------------------------
 def build_datasets(data_cfg: DataConfig) -> tuple[Any, Any]:
     """(train SegDataset with sampling, validation SegDataset unflipped) from the configured roots."""
-    from textseg.data import SegDataset, collect_split
+    from textseg.data.datasets import SegDataset, collect_split
 
     if not data_cfg.roots:
         raise ValueError("no datasets given; use --data crack=ROOT --data taping=ROOT")
@@ -535,8 +445,8 @@ def _log_epoch(line: dict[str, Any], epochs: int, is_best: bool) -> None:
 # ---- command line -----------------------------------------------------------------------------
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `textseg train`; unset options keep the defaults (or, with --resume, the checkpoint's)."""
-    from textseg.data import add_data_arguments
-    from textseg.decoder import DECODERS, REFINE_FOLDS
+    from textseg.data.datasets import add_data_arguments
+    from textseg.model.decoder import DECODERS, REFINE_FOLDS
 
     add_data_arguments(parser)
     d, m, t = DataConfig(), ModelConfig(), TrainConfig()
@@ -553,7 +463,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative-rate", type=float, help=f"fraction of examples given the other class's prompt and an empty mask (default {d.negative_rate})")
     parser.add_argument("--val-fraction", type=float, help=f"photos held back for validation where a root has no valid/ (default {d.val_fraction})")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help=f"random zoom and colour jitter of the training examples (textseg.augment; default {'on' if d.augment else 'off'})")
+                        help=f"random zoom and colour jitter of the training examples (textseg.data.augment; default {'on' if d.augment else 'off'})")
     parser.add_argument("--image-size", type=int, help=f"side of the model input and of the refine branch; a multiple of 32, "
                         f"other than {MODEL_SIZE} only with queries 'pixel' (default {d.image_size})")
     parser.add_argument("--decoder", choices=list(DECODERS), help=f"decoder (default {m.decoder})")
@@ -587,7 +497,7 @@ _ARG_FIELDS = {  # config fields set by the command-line option of the same name
 
 def configs_from_args(args: argparse.Namespace, base: dict[str, dict[str, Any]] | None = None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     """Configs from parsed CLI arguments over `base` (a checkpoint's configs) or the defaults."""
-    from textseg.data import parse_data_specs
+    from textseg.data.datasets import parse_data_specs
 
     base = base or {"data": to_dict(DataConfig()), "model": to_dict(ModelConfig()), "train": to_dict(TrainConfig())}
     values = {k: dict(v) for k, v in base.items()}

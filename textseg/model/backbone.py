@@ -16,7 +16,7 @@ import timm
 import torch
 from torch import nn
 
-from textseg.encoders import PRETRAINED, RANDOM, read_state_dict, resolve_weights, timm_pretrained, file_sha256, seeded
+from textseg.model.encoders import PRETRAINED, RANDOM, read_state_dict, resolve_weights, timm_pretrained, file_sha256, seeded
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from textseg.images import atomic_path
+from textseg.data.images import atomic_path
 
 FORMAT = "textseg-checkpoint"
 VERSION = 1

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from textseg.images import atomic_path
+from textseg.data.images import atomic_path
 
 METRICS = "metrics.jsonl"
 

@@ -5,7 +5,7 @@ lit, stained, shadowed and JPEG-compressed. Cracks are branching, tapered, jagge
 labelled as YOLO polygons around a coarse band, like the Roboflow "cracks" export; seams are
 straight board joints, paper tape or feathered joint-compound bands labelled as YOLO boxes, like
 "Drywall-Join-Detect". Labels are written first and masks are made from them by
-`textseg.labels.extract_masks`, so generation exercises the real conversion.
+`textseg.data.labels.extract_masks`, so generation exercises the real conversion.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from textseg.progress import progress_bar
 
-from textseg.images import save_rgb
+from textseg.data.images import save_rgb
+from textseg.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -629,7 +629,7 @@ def make_scene(cls: str, rng: np.random.Generator, cfg: SynthConfig) -> Scene:
 
 def yolo_shapes(scene: Scene) -> list:
     """The scene's labels as normalised YOLO shapes (class id 0, like the single-class exports)."""
-    from textseg.labels import YoloShape
+    from textseg.data.labels import YoloShape
 
     h, w = scene.image.shape[:2]
     shapes = [YoloShape(0, "polygon", (p / [w, h]).astype(np.float64)) for p in scene.polygons]
@@ -641,7 +641,7 @@ def yolo_shapes(scene: Scene) -> list:
 
 def write_sample(scene: Scene, rng: np.random.Generator, cfg: SynthConfig, image_path: Path, label_path: Path) -> None:
     """Save the scene as JPEG at a random quality and its YOLO label file."""
-    from textseg.labels import write_yolo_file
+    from textseg.data.labels import write_yolo_file
 
     pixels = camera(rng, scene.image)
     save_rgb(pixels, image_path, quality=int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
@@ -666,7 +666,7 @@ def generate(
     classes: tuple[str, ...] = ("crack", "taping"),
 ) -> dict[str, Path]:
     """Write synthetic datasets under `out` (counts per split, missing splits at DEFAULT_COUNTS); returns the roots."""
-    from textseg.labels import extract_masks
+    from textseg.data.labels import extract_masks
 
     cfg = config or SynthConfig()
     counts = {**DEFAULT_COUNTS, **(counts or {})}
@@ -692,7 +692,7 @@ def generate(
         write_sample(scene, rng, cfg, split_dir / "images" / f"{stem}.jpg", split_dir / "labels" / f"{stem}.txt")
     for root in roots.values():
         extract_masks(root, overwrite=True)
-        info = {"generator": "textseg.synth", "seed": seed, "counts": counts, "config": cfg.__dict__}
+        info = {"generator": "textseg.data.synth", "seed": seed, "counts": counts, "config": cfg.__dict__}
         (root / "synth.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("wrote %d synthetic images to %s in %.1f s", len(jobs), out, time.perf_counter() - start)
     return roots
@@ -703,7 +703,7 @@ def generate(
 
 def pick_positives(root: Path, cls: str, n: int, rng: np.random.Generator) -> list[tuple[Path, np.ndarray]]:
     """Up to n random (image, mask) pairs with a non-empty target from any split of a dataset root."""
-    from textseg.data import available_splits, list_samples, load_target
+    from textseg.data.datasets import available_splits, list_samples, load_target
 
     samples = [s for split in available_splits(root) for s in list_samples(root, split, cls)]
     picked: list[tuple[Path, np.ndarray]] = []

@@ -1,241 +1,23 @@
-"""Running the numbered notebooks headless (`textseg notebooks`) and the helpers they share.
-
-The notebooks in `notebooks/` are a chain: 01 explores the data, 02 writes masks and the working
-datasets that 03 trains on, 03 writes the run that 04, 05 and 06 read. `run_notebooks` executes them
-in order with papermill into an output folder (never over the sources), passing parameters so the
-chain holds, and stops at the first failure naming the notebook, the cell and the error.
+"""What the notebooks call beyond the public API: setup, data tables and figures, live training curves, attention
+and evaluation figures. Each notebook imports this module as `nb`; the public API (textseg.predict, textseg.evaluate,
+textseg.engine.train, textseg.viz) it calls directly.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import contextlib
-import json
 import logging
 import os
 import shutil
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
+from textseg.engine.runs import read_history
 from textseg.measure import measure_mask
-from textseg.progress import QUIET_ENV
-from textseg.runs import metrics_path, read_history
 from textseg.viz import save_figure  # noqa: F401 - also the notebooks' nb.save_figure
 
 logger = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-KERNEL_NAME = "python3"
-
-
-@dataclass
-class NotebookResult:
-    """What happened to one notebook: where its executed copy is, and the failing cell if any."""
-
-    name: str
-    output: Path
-    seconds: float
-    ok: bool
-    cell: int | None = None  # execution count of the failing cell, as numbered in the executed copy
-    error: str | None = None  # "ename: evalue" of the failing cell
-    source: str = ""  # first line of the failing cell
-
-    def summary(self) -> str:
-        """One line for the CLI."""
-        status = "ok" if self.ok else f"FAILED in cell [{self.cell}] ({self.source}): {self.error}"
-        return f"{self.name}: {status} ({self.seconds:.1f} s) -> {self.output}"
-
-
-def list_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The numbered notebooks `NN_*.ipynb` of a folder, in order."""
-    found = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
-    if not found:
-        raise FileNotFoundError(f"{notebooks_dir}: no numbered notebooks (NN_name.ipynb); run from the repository root")
-    return found
-
-
-def select_notebooks(notebooks: list[Path], only: list[str] | None) -> list[Path]:
-    """Notebooks whose number or name matches one of `only` ("03", "03_train_decoder", "3"); all if None."""
-    if not only:
-        return notebooks
-    chosen = []
-    for key in only:
-        stem = Path(key).stem
-        matches = [p for p in notebooks if p.stem == stem or (stem.isdigit() and int(p.stem[:2]) == int(stem))]
-        if not matches:
-            raise ValueError(f"--only {key}: no such notebook; choose from {[p.stem for p in notebooks]}")
-        chosen += [p for p in matches if p not in chosen]
-    return sorted(chosen)
-
-
-def chain_parameters(work_dir: Path, figures_dir: Path | None = None) -> dict[str, Any]:
-    """Path parameters that make every notebook read and write under `work_dir` (used by smoke runs)."""
-    work = Path(work_dir)
-    data = work / "data"
-    return {
-        "synth_dir": str(work / "synth"),
-        "data_dir": str(data),
-        "data": {"crack": str(data / "crack"), "taping": str(data / "taping")},
-        "run_dir": str(work / "runs" / "main"),
-        "runs_dir": str(work / "runs"),
-        "checkpoint": str(work / "runs" / "main" / "best.pt"),
-        "out_dir": str(work / "reports"),
-        "figures_dir": str(figures_dir if figures_dir is not None else work / "figures"),
-    }
-
-
-def declared_parameters(path: Path) -> dict[str, str]:
-    """{name: default source} of the assignments in a notebook's cell tagged `parameters`."""
-    import nbformat
-
-    nb = nbformat.read(str(path), as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not cells:
-        raise ValueError(f"{path}: no cell tagged 'parameters'; papermill could not pass parameters to it")
-    source = cells[0].source
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise ValueError(f"{path}: parameters cell line {exc.lineno}: {exc.msg}") from exc
-    return {t.id: ast.get_source_segment(source, node.value) or "" for node in tree.body if isinstance(node, ast.Assign)
-            for t in node.targets if isinstance(t, ast.Name)}
-
-
-def _failure(exc: Exception) -> tuple[int | None, str, str]:
-    """(execution count, "ename: evalue", first source line) of a papermill execution error."""
-    lines = [line for line in str(getattr(exc, "source", "")).splitlines() if line.strip()]
-    first = lines[0].strip()[:80] if lines else ""
-    return getattr(exc, "exec_count", None), f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}", first
-
-
-@contextlib.contextmanager
-def quiet_progress() -> Iterator[None]:
-    """Set textseg.progress.QUIET_ENV in this process's environment (and so in kernels started meanwhile)."""
-    old = os.environ.get(QUIET_ENV)
-    os.environ[QUIET_ENV] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(QUIET_ENV, None)
-        else:
-            os.environ[QUIET_ENV] = old
-
-
-def run_notebook(path: Path, output: Path, parameters: dict[str, Any], kernel_name: str = KERNEL_NAME,
-                 cwd: Path = REPO_ROOT) -> NotebookResult:
-    """Execute one notebook with papermill into `output`; a failing cell is reported, not raised."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    if Path(output).resolve() == Path(path).resolve():
-        raise ValueError(f"{output}: the executed copy would overwrite the source notebook; choose another --out")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    declared = declared_parameters(path)
-    params = {k: v for k, v in parameters.items() if k in declared}
-    logger.info("running %s with %s", path.name, params)
-    logging.getLogger("papermill.translators").setLevel(logging.ERROR)  # it cannot parse "crack=ROOT" lines; we do
-    start = time.perf_counter()
-    try:
-        with quiet_progress():  # the kernel inherits it: no frozen bars in the executed copy
-            papermill.execute_notebook(str(path), str(output), parameters=params, kernel_name=kernel_name,
-                                       cwd=str(cwd), progress_bar=True, log_output=False)
-    except PapermillExecutionError as exc:
-        cell, error, source = _failure(exc)
-        return NotebookResult(path.stem, output, time.perf_counter() - start, False, cell, error, source)
-    return NotebookResult(path.stem, output, time.perf_counter() - start, True)
-
-
-def run_notebooks(smoke: bool = False, only: list[str] | None = None, out_dir: Path = Path("outputs/notebooks"),
-                  parameters: dict[str, Any] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR,
-                  work_dir: Path | None = None, kernel_name: str = KERNEL_NAME) -> list[NotebookResult]:
-    """Run the numbered notebooks in order, chaining their parameters; stop at the first failure.
-
-    Smoke runs (tiny models and data) read and write under `work_dir` (default outputs/smoke) so they
-    never touch the main run or the committed figures; `parameters` override anything per name.
-    """
-    notebooks = select_notebooks(list_notebooks(notebooks_dir), only)
-    params: dict[str, Any] = {"smoke": smoke}
-    if work_dir is not None or smoke:
-        params.update(chain_parameters(Path(work_dir or "outputs/smoke")))
-    overrides = dict(parameters or {})
-    declared = {name for nb in notebooks for name in declared_parameters(nb)}
-    unknown = sorted(set(overrides) - declared)
-    if unknown:
-        raise ValueError(f"unknown notebook parameters {unknown}; the notebooks declare {sorted(declared)}")
-    params.update(overrides)
-    results = []
-    for nb in notebooks:
-        with EpochLogger(_run_dir(nb, params), nb.stem):
-            result = run_notebook(nb, Path(out_dir) / nb.name, params, kernel_name=kernel_name)
-        results.append(result)
-        logger.info(result.summary())
-        if not result.ok:
-            break
-    return results
-
-
-def _run_dir(path: Path, params: dict[str, Any]) -> Path | None:
-    """The training run a notebook writes (its `run_dir` parameter, given or default), None if it trains none."""
-    declared = declared_parameters(path)
-    if "run_dir" not in declared:
-        return None
-    return Path(params.get("run_dir", ast.literal_eval(declared["run_dir"])))
-
-
-class EpochLogger:
-    """While a notebook trains, log each epoch it appends to RUN/metrics.jsonl: papermill itself shows only a
-    cell counter, which stands still for the whole training cell."""
-
-    def __init__(self, run_dir: Path | None, name: str, interval_s: float = 5.0) -> None:
-        self.path = None if run_dir is None else metrics_path(run_dir)
-        self.name, self.interval_s = name, interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self.seen = 0
-
-    def __enter__(self) -> "EpochLogger":
-        if self.path is not None:
-            self.seen = len(self._history())  # a previous run's epochs are not news
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.path is not None:
-            self._stop.set()
-            self._thread.join()
-            self.poll()
-
-    def _history(self) -> list[dict[str, Any]]:
-        try:
-            return read_history(self.path)
-        except (OSError, ValueError):  # a line being written, or a folder being replaced
-            return []
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.poll()
-
-    def poll(self) -> None:
-        """Log the epochs written since the last poll."""
-        history = self._history()
-        if len(history) < self.seen:  # the run started over
-            self.seen = 0
-        for m in history[self.seen :]:
-            ious = "  ".join(f"IoU {k[4:]} {v:.3f}" for k, v in m.items() if k.startswith("iou_"))
-            logger.info("%s: epoch %d  train loss %.3f  %s  wrong-prompt %.1f%%  (%.0f s)", self.name, m["epoch"],
-                        m.get("train_loss", float("nan")), ious, 100 * m.get("negative_fp_rate", 0.0), m.get("epoch_time_s", 0.0))
-        self.seen = len(history)
-
-
-# --- helpers the notebooks call -------------------------------------------------------------------
 
 
 def setup_notebook(figures_dir: str | Path = "figures") -> Path:
@@ -263,7 +45,7 @@ SMOKE_SYNTH_COUNTS = {"train": 4, "valid": 2, "test": 2}
 
 def ensure_synth(synth_dir: str | Path, smoke: bool = False, seed: int = 0) -> dict[str, Path]:
     """The synthetic roots under synth_dir, generated first if missing (tiny counts when smoke)."""
-    from textseg.synth import ROOT_NAMES, generate
+    from textseg.data.synth import ROOT_NAMES, generate
 
     roots = {cls: Path(synth_dir) / name for cls, name in ROOT_NAMES.items()}
     if all((root / "train").is_dir() for root in roots.values()):
@@ -291,8 +73,8 @@ def build_working_datasets(sources: dict[str, list[str | Path]], out: str | Path
     A source without valid/ contributes the photo-grouped part of its train split that
     `collect_split` holds back, so every merged root has a valid split with real photos in it.
     """
-    from textseg.data import SPLITS, available_splits, collect_split, load_target
-    from textseg.images import save_mask
+    from textseg.data.datasets import SPLITS, available_splits, collect_split, load_target
+    from textseg.data.images import save_mask
 
     merged = {}
     for cls, roots in sources.items():
@@ -315,7 +97,7 @@ def build_working_datasets(sources: dict[str, list[str | Path]], out: str | Path
 
 def split_counts(roots: dict[str, str | Path]) -> str:
     """Markdown table of images and masks with foreground per class and split."""
-    from textseg.data import available_splits, list_samples, load_target
+    from textseg.data.datasets import available_splits, list_samples, load_target
 
     lines = ["| class | root | split | images | with foreground |", "|---|---|---|---:|---:|"]
     for cls, root in roots.items():
@@ -328,8 +110,8 @@ def split_counts(roots: dict[str, str | Path]) -> str:
 
 def dataset_statistics(sources: dict[str, dict[str, str | Path]]) -> list[dict[str, Any]]:
     """One row per image of {source name: {class: root}}: size, mask coverage and stroke widths."""
-    from textseg.data import available_splits, list_samples, load_target
-    from textseg.images import image_size
+    from textseg.data.datasets import available_splits, list_samples, load_target
+    from textseg.data.images import image_size
 
     rows = []
     for source, roots in sources.items():
@@ -381,7 +163,7 @@ def sample_grid(roots: dict[str, str | Path], n: int, seed: int = 0) -> dict[str
     """Images, masks and titles of about n samples spread over the classes (seeded choice over all splits)."""
     import random
 
-    from textseg.data import available_splits, list_samples, load_target
+    from textseg.data.datasets import available_splits, list_samples, load_target
 
     rng = random.Random(seed)
     images, masks, titles = [], [], []
@@ -397,8 +179,8 @@ def sample_grid(roots: dict[str, str | Path], n: int, seed: int = 0) -> dict[str
 
 def duplicate_pairs(roots: dict[str, str | Path]) -> list[tuple[Path, Path, float]]:
     """Copies of one photo anywhere in the datasets (any split), found by content with the audit's matcher."""
-    from textseg.audit import find_near_duplicates
-    from textseg.data import available_splits, list_samples
+    from textseg.data.duplicates import find_near_duplicates
+    from textseg.data.datasets import available_splits, list_samples
 
     paths = [s.image for cls, root in roots.items() for split in available_splits(root) for s in list_samples(root, split, cls)]
     return find_near_duplicates(paths)
@@ -425,7 +207,7 @@ def pairs_figure(pairs: list[tuple[Path, Path, float]], path: str | Path | None 
 
 def format_agreement(yolo_split: str | Path, coco_split: str | Path) -> str:
     """Markdown table: IoU between masks made from a YOLO export and a COCO export of the same photos."""
-    from textseg.images import load_mask
+    from textseg.data.images import load_mask
 
     lines = ["| image | YOLO mask px | COCO mask px | IoU |", "|---|---:|---:|---:|"]
     for mask_path in sorted((Path(yolo_split) / "masks").glob("*.png")):
@@ -443,8 +225,8 @@ def label_figure(samples: list[Any], path: str | Path | None = None, credit: boo
     import matplotlib.pyplot as plt
     from matplotlib.patches import Polygon, Rectangle
 
-    from textseg.data import load_target
-    from textseg.images import load_image
+    from textseg.data.datasets import load_target
+    from textseg.data.images import load_image
     from textseg.viz import overlay
 
     fig, axes = plt.subplots(len(samples), 2, figsize=(7.5, 3.6 * len(samples)), squeeze=False)
@@ -467,7 +249,7 @@ def label_figure(samples: list[Any], path: str | Path | None = None, credit: boo
 
 def label_shapes(sample: Any, width: int, height: int) -> list[tuple[str, np.ndarray]]:
     """A sample's raw label shapes in pixels: ("box", [[x0, y0], [x1, y1]]) or ("polygon", (N, 2))."""
-    from textseg.labels import parse_yolo_file, read_coco
+    from textseg.data.labels import parse_yolo_file, read_coco
 
     shapes: list[tuple[str, np.ndarray]] = []
     if sample.label is not None:
@@ -491,8 +273,8 @@ def label_shapes(sample: Any, width: int, height: int) -> list[tuple[str, np.nda
 
 def bad_label_checks(work: str | Path) -> list[str]:
     """Write three broken YOLO label files into a scratch dataset and return the errors extraction raises."""
-    from textseg.labels import extract_masks
-    from textseg.images import save_rgb
+    from textseg.data.labels import extract_masks
+    from textseg.data.images import save_rgb
 
     cases = {"odd-coordinates": "0 0.1 0.2 0.3 0.4 0.5\n", "not-a-number": "0 0.5 0.5 abc 0.2\n",
              "unknown-class": "7 0.5 0.5 0.2 0.2\n"}
@@ -527,7 +309,7 @@ def resume_checkpoint(run_dir: str | Path, resume: str) -> Path | None:
 
 def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Path, resume: str = "",
                overwrite: bool = False, figure_path: str | Path | None = None, refresh_s: float = 5.0) -> dict[str, Any]:
-    """Run `textseg.train.train` in a thread while redrawing its loss/IoU curves from RUN/metrics.jsonl.
+    """Run `textseg.engine.train.train` in a thread while redrawing its loss/IoU curves from RUN/metrics.jsonl.
 
     A run already in run_dir is shown, not retrained, unless `overwrite` (start over) or `resume`
     ("last" or a checkpoint: continue it) say otherwise; so re-running the notebook is cheap.
@@ -537,7 +319,7 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from textseg.train import train
+    from textseg.engine.train import train
     from textseg.viz import plot_training_curves
 
     run_dir = Path(run_dir)
@@ -633,7 +415,7 @@ def thumbnail(image: np.ndarray, max_side: int = 320) -> np.ndarray:
 def pick_examples(roots: dict[str, str | Path], split: str, per_class: int = 1, val_fraction: float = 0.15,
                   seed: int = 0, prefer: str = "") -> dict[str, list[Any]]:
     """Up to per_class samples of each class with a non-empty target, those whose name contains `prefer` first."""
-    from textseg.data import collect_split, load_target
+    from textseg.data.datasets import collect_split, load_target
 
     out = {}
     for cls, root in roots.items():
@@ -649,9 +431,9 @@ def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: st
     """One row per prompt on one image: probability, mask vs truth, attention to the prompt's words."""
     import matplotlib.pyplot as plt
 
-    from textseg.data import load_target
-    from textseg.images import load_image
-    from textseg.playground import attention_heatmap, word_attention
+    from textseg.data.datasets import load_target
+    from textseg.data.images import load_image
+    from textseg.workbook.playground import attention_heatmap, word_attention
     from textseg.viz import draw_outline, overlay
 
     rgb, target = load_image(sample.image), load_target(sample)
@@ -729,99 +511,3 @@ def evaluate_runs(runs: dict[str, Path], roots: dict[str, Path], split: str, out
     return {f"{name} ({rep.get('decoder', '?')})": rep for name, rep in reports.items()}
 
 
-# --- CLI ------------------------------------------------------------------------------------------
-
-
-def parse_value(text: str) -> Any:
-    """A -p value: a Python/JSON literal (numbers, True, lists) or else the string itself."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text
-
-
-def parse_overrides(pairs: list[list[str]] | None, notebooks: list[Path]) -> dict[str, Any]:
-    """-p NAME VALUE pairs as a dict; a name given twice, or declared as a list, collects a list; for a name declared as
-    a dict, each KEY=VALUE adds one entry (`-p data crack=/x -p data taping=/y`)."""
-    defaults = {name: default for nb in notebooks for name, default in declared_parameters(nb).items()}
-    out: dict[str, Any] = {}
-    for name, raw in pairs or []:
-        value = parse_value(raw)
-        declared = str(defaults.get(name, "")).lstrip()
-        wants_list = declared.startswith("[")
-        if declared.startswith("{") and isinstance(value, str) and "=" in value:
-            key, entry = value.split("=", 1)
-            out.setdefault(name, {})[key] = entry
-        elif name in out:
-            prev = out[name] if isinstance(out[name], list) else [out[name]]
-            out[name] = prev + (value if isinstance(value, list) else [value])
-        else:
-            out[name] = [value] if wants_list and not isinstance(value, list) else value
-    return out
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `textseg notebooks`."""
-    parser.add_argument("--smoke", action="store_true", help="tiny models and data (CI), under --work")
-    parser.add_argument("--only", action="append", metavar="NN", help="run only these notebooks (repeatable): 03 or 03_train_decoder")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the executed copies (default outputs/notebooks; WORK/notebooks with --work or --smoke)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="read and write data, runs and figures under this folder (default for --smoke: outputs/smoke)")
-    parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS_DIR, help="folder of the numbered notebooks")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                        help="set a notebook parameter (repeatable; a name given twice makes a list)")
-
-
-EXPECTED_MIN_EPOCHS = 5
-EXPECTED_MIN_IOU = 0.25
-"""Below either, a finished training run is reported as far short of what the default model reaches (too little time,
-or a broken setting), so the main job does not end on a bare "ok"."""
-
-
-def training_verdict(run_dir: str | Path) -> str:
-    """One line on a training run folder: epochs, its best epoch's IoU per class and wrong-prompt rate, and a warning
-    when it ended far below what the model should reach."""
-    from textseg import CLASSES
-    history = read_history(run_dir)
-    if not history:
-        return f"training: WARNING: {run_dir} holds no finished epoch"
-    best = max(history, key=lambda m: m["score"])
-    ious = {c: best[f"iou_{c}"] for c in CLASSES if f"iou_{c}" in best}
-    line = (f"training: {len(history)} epochs in {run_dir}, best epoch {best['epoch']}: IoU "
-            + ", ".join(f"{c} {v:.2f}" for c, v in ious.items()) + f"; wrong-prompt masks {best['negative_fp_rate']:.0%}")
-    short = [f"{c} IoU {v:.2f}" for c, v in ious.items() if v < EXPECTED_MIN_IOU]
-    if len(history) < EXPECTED_MIN_EPOCHS:
-        short.insert(0, f"only {len(history)} epochs")
-    if short:
-        line += (f"\ntraining: WARNING: far below what the model reaches ({', '.join(short)}; expected at least "
-                 f"{EXPECTED_MIN_EPOCHS} epochs and IoU {EXPECTED_MIN_IOU:.2f} per class): give it more time "
-                 "(-p max_minutes M) or check the data and settings")
-    return line
-
-
-def _parameter(name: str, overrides: dict[str, Any], notebook: Path) -> Any:
-    """A notebook parameter as a run gets it: the override, else the notebook's default."""
-    return overrides[name] if name in overrides else ast.literal_eval(declared_parameters(notebook)[name])
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run the notebooks, print one line per notebook, exit 1 on the first failure."""
-    notebooks = select_notebooks(list_notebooks(args.notebooks_dir), args.only)
-    overrides = parse_overrides(args.parameter, notebooks)
-    work = args.work or (Path("outputs/smoke") if args.smoke else None)
-    out = args.out or (work / "notebooks" if work is not None else Path("outputs/notebooks"))
-    results = run_notebooks(smoke=args.smoke, only=args.only, out_dir=out, parameters=overrides,
-                            notebooks_dir=args.notebooks_dir, work_dir=work)
-    for result in results:
-        print(result.summary())
-    trained = next((nb for nb, r in zip(notebooks, results) if r.ok and nb.stem.startswith("03")), None)
-    if trained is not None and not args.smoke:
-        print(training_verdict(_parameter("run_dir", overrides, trained)))
-    skipped = [nb.stem for nb in notebooks[len(results):]]
-    if skipped:
-        print(f"not run: {', '.join(skipped)}")
-    return 0 if all(r.ok for r in results) else 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from textseg.checkpoint import load_decoder_state
+from textseg.model.checkpoint import load_decoder_state
 
 
 class WeightAverage:

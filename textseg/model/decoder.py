@@ -11,8 +11,8 @@ from torch import nn
 
 from textseg import CLASSES, MODEL_SIZE
 from textseg.config import ModelConfig
-from textseg.backbone import NONE, PixelEncoder
-from textseg.encoders import seeded
+from textseg.model.backbone import NONE, PixelEncoder
+from textseg.model.encoders import seeded
 
 DECODERS: tuple[str, ...] = ("seed", "refine")
 REFINE_FOLDS: tuple[int, ...] = (1, 2)

@@ -37,10 +37,10 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 from pycocotools import mask as mask_utils
-from textseg.progress import progress_bar
 
 from textseg import CLASSES
-from textseg.images import atomic_path, image_size, is_image_file, save_mask
+from textseg.data.images import atomic_path, image_size, is_image_file, save_mask
+from textseg.progress import progress_bar
 from textseg.prompts import normalise_class
 
 logger = logging.getLogger(__name__)
