@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from textseg import CLASSES
-from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
+from textseg.config import DECODERS, DataConfig, ModelConfig, TrainConfig, to_dict
 from textseg.data.datasets import Sample, SegDataset, collect_split, list_samples, load_target, parse_data_specs
 from textseg.data.images import save_mask
 from textseg.engine.cache import FeatureCache
@@ -56,7 +56,7 @@ from textseg.prompts import all_prompts, canonical_prompt
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO.parent / "shared" / "data" / "roboflow-sample"
 VENDORED_SAMPLE = REPO / "data" / "sample"
-DECODERS = ("seed", "refine")
+
 BENCH_IMAGES = 64  # default train images of the epoch benchmark
 TARGET_CACHE_SPEEDUP = 4.0  # uncached / cached epoch time
 TARGET_CACHE_OVERHEAD = 1.2  # cached epoch / bare decoder compute

@@ -168,9 +168,9 @@ def test_kinds_of_an_augmented_copy_a_reshot_and_another_photo(tmp_path):
 
 
 def test_merge_keeps_one_pair_prefers_copy_and_demotes_weak_copies():
-    found = [A._Pair(0, 1, 40, 100, D.SAME_SCENE), A._Pair(1, 0, 50, 200, D.COPY),  # one pair, two passes
-             A._Pair(0, 2, 100, 300, D.COPY), A._Pair(3, 6, 90, 100, D.COPY), A._Pair(3, 2, 30, 100, D.COPY),
-             A._Pair(4, 5, 20, 100, D.SAME_SCENE)]
+    found = [D._Pair(0, 1, 40, 100, D.SAME_SCENE), D._Pair(1, 0, 50, 200, D.COPY),  # one pair, two passes
+             D._Pair(0, 2, 100, 300, D.COPY), D._Pair(3, 6, 90, 100, D.COPY), D._Pair(3, 2, 30, 100, D.COPY),
+             D._Pair(4, 5, 20, 100, D.SAME_SCENE)]
     merged = {(p.i, p.j): p.kind for p in D._merge(found, keep_ratio=0.8)}
     # 1-0: 50 inliers, under 0.8 of image 0's best copy (100), but image 1's best: a copy. 3-2: weak for both images
     assert merged == {(1, 0): D.COPY, (0, 2): D.COPY, (3, 6): D.COPY, (3, 2): D.SAME_SCENE, (4, 5): D.SAME_SCENE}

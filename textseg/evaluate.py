@@ -24,16 +24,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from textseg.data.datasets import add_data_arguments, collect_split, load_target, parse_data_specs
 from textseg.data.images import atomic_path, load_image, save_json
-from textseg.metrics import MetricAccumulator, format_metric
+from textseg.metrics import NEGATIVE_AREA, MetricAccumulator, format_metric
 from textseg.predict import Segmenter, add_segmenter_arguments
 from textseg.progress import progress_bar
 from textseg.prompts import PROMPTS, canonical_prompt, normalise_class, other_class
+from textseg.viz import draw_outline, image_grid, overlay
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-NEGATIVE_AREA = 0.01  # a negative prompt "fires" when more than this fraction of pixels is predicted
 
 
 class _PromptStats:
@@ -92,7 +93,6 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Metrics of `segmenter` on `split` of CLASS=ROOT datasets; writes report.json/report.md to out_dir if given."""
-    from textseg.data.datasets import collect_split, load_target
 
     roots = {normalise_class(c): Path(r) for c, r in roots.items()}
     if not roots:
@@ -265,7 +265,7 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
     save_json(report, json_path)
     with atomic_path(md_path) as tmp:
         tmp.write_text("# Evaluation\n\n" + markdown_table(report))
-    log.info("wrote %s and %s", json_path, md_path)
+    logger.info("wrote %s and %s", json_path, md_path)
     return json_path, md_path
 
 
@@ -310,8 +310,6 @@ def plot_cases(
     path: str | Path | None = None,
 ):
     """Overlays (prediction red, truth outline yellow) of a class's best or worst images; a Figure."""
-    from textseg.data.datasets import collect_split, load_target
-    from textseg.viz import draw_outline, image_grid, overlay
 
     if which not in ("best", "worst"):
         raise ValueError(f"which must be 'best' or 'worst', got {which!r}")
@@ -349,7 +347,6 @@ def _parse_thresholds(text: str) -> list[float]:
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `textseg evaluate`."""
-    from textseg.data.datasets import add_data_arguments
 
     parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
     add_data_arguments(parser)
@@ -365,7 +362,6 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint and print the markdown table."""
-    from textseg.data.datasets import parse_data_specs
 
     thresholds = _parse_thresholds(args.thresholds)
     _threshold_grid(thresholds, args.threshold)
@@ -389,5 +385,5 @@ def _cli_roots(args: argparse.Namespace, segmenter: Segmenter, parse_data_specs:
         return parse_data_specs(specs, getattr(args, "cracks_path", None), getattr(args, "drywall_path", None))
     if not segmenter.data_cfg.roots:
         raise ValueError(f"{args.ckpt}: no --data given and the checkpoint records no dataset roots; give --data CLASS=ROOT")
-    log.info("no --data given: using the checkpoint's roots %s", segmenter.data_cfg.roots)
+    logger.info("no --data given: using the checkpoint's roots %s", segmenter.data_cfg.roots)
     return {c: Path(r) for c, r in segmenter.data_cfg.roots.items()}

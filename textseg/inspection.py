@@ -50,7 +50,7 @@ from textseg.progress import progress_bar
 from textseg.prompts import normalise_class, prompt_class
 from textseg.viz import inspection_summary_figure, labelled_overlay
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 REPORT = "report.json"
 TABLE = "defects.csv"

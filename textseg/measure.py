@@ -15,7 +15,7 @@ from skimage.morphology import disk, skeletonize
 
 from textseg import CLASSES
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 WIDTH_CLASSES: tuple[tuple[str, float], ...] = (("hairline", 0.1), ("fine", 1.0), ("medium", 2.0), ("wide", math.inf))
 """Crack width classes as (name, upper bound in mm); a width takes the first class whose bound it does not exceed."""
@@ -196,7 +196,7 @@ def measure_mask(mask: np.ndarray, cls: str = "crack", gap_px: int = 2, min_area
         box = (slice(y, y + h), slice(x, x + w))
         own = (labels[box] == index) & binary[box]
         found.append(_measure_component(own, (box[0].start, box[1].start), cls, gap_px))
-    log.debug("%d %s defect(s) measured; %d under %d px dropped", len(found), cls, count - 1 - len(found), min_area_px)
+    logger.debug("%d %s defect(s) measured; %d under %d px dropped", len(found), cls, count - 1 - len(found), min_area_px)
     found.sort(key=lambda d: (-d.area_px, d.bbox[1], d.bbox[0]))
     for new_id, defect in enumerate(found, start=1):
         defect.id = new_id

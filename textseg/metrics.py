@@ -16,6 +16,10 @@ import torch
 
 ArrayLike = np.ndarray | torch.Tensor
 
+NEGATIVE_AREA: float = 0.01
+"""A prompt of the other class "fires" (a wrong-prompt false positive) when more than this fraction of an image's
+pixels is predicted: the rule of validation, evaluation and the benchmarks."""
+
 
 def _as_bool(x: ArrayLike) -> np.ndarray:
     """A numpy bool array from a bool/0-1 array or tensor."""

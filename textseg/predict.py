@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from PIL import Image
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from textseg import MODEL_SIZE
 from textseg.config import DataConfig, ModelConfig
@@ -41,8 +41,9 @@ from textseg.model.build import build_model
 from textseg.model.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
 from textseg.model.decoder import gate_logits
 from textseg.progress import progress_bar
+from textseg.viz import overlay
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ImageInput = str | Path | np.ndarray
 PROMPT_CACHE_SIZE = 256
@@ -228,7 +229,7 @@ class Segmenter:
         model = build_model(dataclasses.replace(model_cfg, **overrides))
         check_encoders(payload, model.identity, path)
         load_decoder_state(model.decoder, payload["decoder"], path)
-        log.info("loaded %s (epoch %s, %s decoder) on %s", path, payload.get("epoch"), model_cfg.decoder, torch_device)
+        logger.info("loaded %s (epoch %s, %s decoder) on %s", path, payload.get("epoch"), model_cfg.decoder, torch_device)
         return cls(model.visual, model.text, model.decoder, model.cfg, data_cfg, torch_device, checkpoint=path,
                    amp=train_cfg.amp if amp is None else amp)
 
@@ -491,7 +492,6 @@ def output_paths(image: Path, out_dir: Path) -> tuple[Path, Path]:
 
 def write_prediction(pred: Prediction, rgb: np.ndarray, image: Path, out_dir: Path) -> tuple[Path, Path]:
     """Write mask and overlay PNGs atomically; if the second write fails, the first is removed."""
-    from textseg.viz import overlay
 
     mask_path, overlay_path = output_paths(image, out_dir)
     shown = overlay(rgb, pred.mask)

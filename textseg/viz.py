@@ -12,16 +12,16 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import matplotlib.pyplot as plt
-import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
+from matplotlib.figure import Figure
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+import numpy as np
 
-from textseg.data.images import atomic_path
+from textseg.data.images import atomic_path, load_image
 from textseg.engine.runs import metrics_path, read_history
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 CREDIT = "Photos: Roboflow Universe cracks / Drywall-Join-Detect, CC BY 4.0"
 """Attribution printed under figures that show the real sample's photos."""
@@ -109,14 +109,13 @@ def save_figure(fig: Figure, path: str | Path | None = None, credit: bool | str 
     if path is not None:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".").lower() or "png")
-        log.info("wrote %s", path)
+        logger.info("wrote %s", path)
     return fig
 
 
 def _as_image(item: np.ndarray | str | Path) -> np.ndarray:
     """An RGB uint8 array from an array or an image file."""
     if isinstance(item, (str, Path)):
-        from textseg.data.images import load_image
 
         return load_image(item)
     return np.asarray(item)

@@ -21,12 +21,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from textseg.data.datasets import SPLITS, available_splits, list_samples, load_target
 from textseg.data.images import save_rgb
+from textseg.data.labels import YoloShape, extract_masks, write_yolo_file
 from textseg.progress import progress_bar
+from textseg.viz import image_grid
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("train", "valid", "test")
 DEFAULT_COUNTS: dict[str, int] = {"train": 48, "valid": 12, "test": 12}
 ROOT_NAMES: dict[str, str] = {"crack": "cracks", "taping": "drywall"}
 CLASS_INDEX: dict[str, int] = {"crack": 0, "taping": 1}
@@ -629,7 +631,6 @@ def make_scene(cls: str, rng: np.random.Generator, cfg: SynthConfig) -> Scene:
 
 def yolo_shapes(scene: Scene) -> list:
     """The scene's labels as normalised YOLO shapes (class id 0, like the single-class exports)."""
-    from textseg.data.labels import YoloShape
 
     h, w = scene.image.shape[:2]
     shapes = [YoloShape(0, "polygon", (p / [w, h]).astype(np.float64)) for p in scene.polygons]
@@ -641,7 +642,6 @@ def yolo_shapes(scene: Scene) -> list:
 
 def write_sample(scene: Scene, rng: np.random.Generator, cfg: SynthConfig, image_path: Path, label_path: Path) -> None:
     """Save the scene as JPEG at a random quality and its YOLO label file."""
-    from textseg.data.labels import write_yolo_file
 
     pixels = camera(rng, scene.image)
     save_rgb(pixels, image_path, quality=int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
@@ -666,7 +666,6 @@ def generate(
     classes: tuple[str, ...] = ("crack", "taping"),
 ) -> dict[str, Path]:
     """Write synthetic datasets under `out` (counts per split, missing splits at DEFAULT_COUNTS); returns the roots."""
-    from textseg.data.labels import extract_masks
 
     cfg = config or SynthConfig()
     counts = {**DEFAULT_COUNTS, **(counts or {})}
@@ -694,7 +693,7 @@ def generate(
         extract_masks(root, overwrite=True)
         info = {"generator": "textseg.data.synth", "seed": seed, "counts": counts, "config": cfg.__dict__}
         (root / "synth.json").write_text(json.dumps(info, indent=2) + "\n")
-    log.info("wrote %d synthetic images to %s in %.1f s", len(jobs), out, time.perf_counter() - start)
+    logger.info("wrote %d synthetic images to %s in %.1f s", len(jobs), out, time.perf_counter() - start)
     return roots
 
 
@@ -703,7 +702,6 @@ def generate(
 
 def pick_positives(root: Path, cls: str, n: int, rng: np.random.Generator) -> list[tuple[Path, np.ndarray]]:
     """Up to n random (image, mask) pairs with a non-empty target from any split of a dataset root."""
-    from textseg.data.datasets import available_splits, list_samples, load_target
 
     samples = [s for split in available_splits(root) for s in list_samples(root, split, cls)]
     picked: list[tuple[Path, np.ndarray]] = []
@@ -720,7 +718,6 @@ def pick_positives(root: Path, cls: str, n: int, rng: np.random.Generator) -> li
 
 def compare_with_real(real_roots: dict[str, Path], synth_roots: dict[str, Path], out_png: Path, n: int = 4, seed: int = 0) -> Path:
     """Save a figure with rows real crack, synthetic crack, real drywall, synthetic drywall (mask outlines)."""
-    from textseg.viz import image_grid
 
     rng = np.random.default_rng(seed)
     images, masks, titles = [], [], []

@@ -18,14 +18,15 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
+import torch.distributed as dist
 
 from textseg import MODEL_SIZE
+from textseg.config import CACHE_MODES
 from textseg.data.images import atomic_path
 from textseg.engine.runtime import autocast
 from textseg.progress import progress_bar
 
-LOGGER = logging.getLogger(__name__)
-MODES = ("memory", "disk", "none")
+logger = logging.getLogger(__name__)
 STORE_DTYPE = torch.float16
 
 
@@ -57,8 +58,8 @@ class FeatureCache:
         image_size: int = MODEL_SIZE,
         amp_dtype: torch.dtype | None = None,
     ):
-        if mode not in MODES:
-            raise ValueError(f"unknown cache mode {mode!r}; use one of {list(MODES)}")
+        if mode not in CACHE_MODES:
+            raise ValueError(f"unknown cache mode {mode!r}; use one of {list(CACHE_MODES)}")
         if mode == "disk" and directory is None:
             raise ValueError("cache mode 'disk' needs a directory (e.g. RUN/cache)")
         self.visual, self.text, self.mode = visual, text, mode
@@ -235,7 +236,6 @@ class FeatureCache:
 
     def share(self, keys: list[str]) -> None:
         """DDP: exchange the entries each rank computed (`keys`) so every rank holds them all (memory mode)."""
-        import torch.distributed as dist
 
         if self.mode != "memory" or not dist.is_initialized() or dist.get_world_size() == 1:
             return

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-LR_SCHEDULES: tuple[str, ...] = ("cosine", "constant")
+from textseg.config import LR_SCHEDULES
+
 FINAL_LR_FRACTION: float = 0.01
 """The cosine schedule decays from the base rate to this fraction of it at the end of the budget."""
 

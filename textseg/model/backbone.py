@@ -18,7 +18,7 @@ from torch import nn
 
 from textseg.model.encoders import PRETRAINED, RANDOM, read_state_dict, resolve_weights, timm_pretrained, file_sha256, seeded
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 NONE = "none"
 """pixel_encoder value of the from-scratch convolutional branch (no pretrained CNN)."""

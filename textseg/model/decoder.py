@@ -10,13 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from textseg import CLASSES, MODEL_SIZE
-from textseg.config import ModelConfig
+from textseg.config import DECODERS, REFINE_FOLDS, ModelConfig
 from textseg.model.backbone import NONE, PixelEncoder
 from textseg.model.encoders import seeded
 
-DECODERS: tuple[str, ...] = ("seed", "refine")
-REFINE_FOLDS: tuple[int, ...] = (1, 2)
-"""Space-to-depth factors of the refinement branch's input: 1 keeps a stage at full resolution, 2 starts at 1/2."""
 
 
 class CrossAttentionBlock(nn.Module):

@@ -21,7 +21,7 @@ with warnings.catch_warnings():  # clip imports pkg_resources, which warns on ev
     import clip
     from clip.model import LayerNorm, Transformer
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 PRETRAINED = "pretrained"
 RANDOM = "random"
@@ -200,7 +200,7 @@ def timm_pretrained(name: str, flag: str = "--visual-weights", **kwargs: Any) ->
         with hub_offline():
             return timm.create_model(name, pretrained=True, **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
-        log.debug("no cached pretrained weights for %s: %s", name, exc)
+        logger.debug("no cached pretrained weights for %s: %s", name, exc)
     if not host_reachable(HF_HOST):
         raise _unavailable(f"timm {name}", flag, f"{HF_HOST} is not reachable")
     try:

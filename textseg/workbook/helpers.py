@@ -7,15 +7,31 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
+from IPython.display import Markdown, display
+from PIL import Image
+from matplotlib.patches import Polygon, Rectangle
+import matplotlib.pyplot as plt
 import numpy as np
 
+from textseg import CLASSES
+from textseg.data.datasets import SPLITS, available_splits, collect_split, list_samples, load_target
+from textseg.data.duplicates import find_near_duplicates
+from textseg.data.images import image_size, load_image, load_mask, save_mask, save_rgb
+from textseg.data.labels import extract_masks, parse_yolo_file, read_coco
+from textseg.data.synth import ROOT_NAMES, generate
 from textseg.engine.runs import read_history
+from textseg.engine.train import train
+from textseg.evaluate import evaluate
 from textseg.measure import measure_mask
-from textseg.viz import save_figure  # noqa: F401 - also the notebooks' nb.save_figure
+from textseg.predict import Segmenter
+from textseg.viz import CLASS_COLORS, draw_outline, image_grid, overlay, plot_training_curves, save_figure  # noqa: F401 - also the notebooks' nb.save_figure
+from textseg.workbook.playground import attention_heatmap, word_attention
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +51,6 @@ def setup_notebook(figures_dir: str | Path = "figures") -> Path:
 
 def show_markdown(text: str) -> None:
     """Display markdown in a notebook (plain text elsewhere)."""
-    from IPython.display import Markdown, display
 
     display(Markdown(text))
 
@@ -45,7 +60,6 @@ SMOKE_SYNTH_COUNTS = {"train": 4, "valid": 2, "test": 2}
 
 def ensure_synth(synth_dir: str | Path, smoke: bool = False, seed: int = 0) -> dict[str, Path]:
     """The synthetic roots under synth_dir, generated first if missing (tiny counts when smoke)."""
-    from textseg.data.synth import ROOT_NAMES, generate
 
     roots = {cls: Path(synth_dir) / name for cls, name in ROOT_NAMES.items()}
     if all((root / "train").is_dir() for root in roots.values()):
@@ -73,8 +87,6 @@ def build_working_datasets(sources: dict[str, list[str | Path]], out: str | Path
     A source without valid/ contributes the photo-grouped part of its train split that
     `collect_split` holds back, so every merged root has a valid split with real photos in it.
     """
-    from textseg.data.datasets import SPLITS, available_splits, collect_split, load_target
-    from textseg.data.images import save_mask
 
     merged = {}
     for cls, roots in sources.items():
@@ -97,7 +109,6 @@ def build_working_datasets(sources: dict[str, list[str | Path]], out: str | Path
 
 def split_counts(roots: dict[str, str | Path]) -> str:
     """Markdown table of images and masks with foreground per class and split."""
-    from textseg.data.datasets import available_splits, list_samples, load_target
 
     lines = ["| class | root | split | images | with foreground |", "|---|---|---|---:|---:|"]
     for cls, root in roots.items():
@@ -110,8 +121,6 @@ def split_counts(roots: dict[str, str | Path]) -> str:
 
 def dataset_statistics(sources: dict[str, dict[str, str | Path]]) -> list[dict[str, Any]]:
     """One row per image of {source name: {class: root}}: size, mask coverage and stroke widths."""
-    from textseg.data.datasets import available_splits, list_samples, load_target
-    from textseg.data.images import image_size
 
     rows = []
     for source, roots in sources.items():
@@ -128,7 +137,6 @@ def dataset_statistics(sources: dict[str, dict[str, str | Path]]) -> list[dict[s
 
 def plot_statistics(rows: list[dict[str, Any]], path: str | Path | None = None) -> Any:
     """Four panels: image sizes, mask coverage histogram, crack widths, seam widths (real vs synthetic)."""
-    import matplotlib.pyplot as plt
 
     groups = sorted({(r["source"], r["class"]) for r in rows})
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
@@ -161,9 +169,7 @@ def plot_statistics(rows: list[dict[str, Any]], path: str | Path | None = None) 
 
 def sample_grid(roots: dict[str, str | Path], n: int, seed: int = 0) -> dict[str, list]:
     """Images, masks and titles of about n samples spread over the classes (seeded choice over all splits)."""
-    import random
 
-    from textseg.data.datasets import available_splits, list_samples, load_target
 
     rng = random.Random(seed)
     images, masks, titles = [], [], []
@@ -179,8 +185,6 @@ def sample_grid(roots: dict[str, str | Path], n: int, seed: int = 0) -> dict[str
 
 def duplicate_pairs(roots: dict[str, str | Path]) -> list[tuple[Path, Path, float]]:
     """Copies of one photo anywhere in the datasets (any split), found by content with the audit's matcher."""
-    from textseg.data.duplicates import find_near_duplicates
-    from textseg.data.datasets import available_splits, list_samples
 
     paths = [s.image for cls, root in roots.items() for split in available_splits(root) for s in list_samples(root, split, cls)]
     return find_near_duplicates(paths)
@@ -197,7 +201,6 @@ def pairs_table(pairs: list[tuple[Path, Path, float]]) -> str:
 
 def pairs_figure(pairs: list[tuple[Path, Path, float]], path: str | Path | None = None, credit: bool = True) -> Any:
     """Each duplicate pair side by side."""
-    from textseg.viz import image_grid
 
     images = [p for a, b, _ in pairs for p in (a, b)]
     titles = [f"{p.name[:30]}" + (f"\ndistance {d:.2f}" if i % 2 else "") for a, b, d in pairs for i, p in enumerate((a, b))]
@@ -207,7 +210,6 @@ def pairs_figure(pairs: list[tuple[Path, Path, float]], path: str | Path | None 
 
 def format_agreement(yolo_split: str | Path, coco_split: str | Path) -> str:
     """Markdown table: IoU between masks made from a YOLO export and a COCO export of the same photos."""
-    from textseg.data.images import load_mask
 
     lines = ["| image | YOLO mask px | COCO mask px | IoU |", "|---|---:|---:|---:|"]
     for mask_path in sorted((Path(yolo_split) / "masks").glob("*.png")):
@@ -222,12 +224,7 @@ def format_agreement(yolo_split: str | Path, coco_split: str | Path) -> str:
 
 def label_figure(samples: list[Any], path: str | Path | None = None, credit: bool = True) -> Any:
     """For each sample: the image with its raw labels drawn (YOLO/COCO polygons and boxes), and the mask made from them."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Polygon, Rectangle
 
-    from textseg.data.datasets import load_target
-    from textseg.data.images import load_image
-    from textseg.viz import overlay
 
     fig, axes = plt.subplots(len(samples), 2, figsize=(7.5, 3.6 * len(samples)), squeeze=False)
     for row, s in zip(axes, samples):
@@ -249,7 +246,6 @@ def label_figure(samples: list[Any], path: str | Path | None = None, credit: boo
 
 def label_shapes(sample: Any, width: int, height: int) -> list[tuple[str, np.ndarray]]:
     """A sample's raw label shapes in pixels: ("box", [[x0, y0], [x1, y1]]) or ("polygon", (N, 2))."""
-    from textseg.data.labels import parse_yolo_file, read_coco
 
     shapes: list[tuple[str, np.ndarray]] = []
     if sample.label is not None:
@@ -273,8 +269,6 @@ def label_shapes(sample: Any, width: int, height: int) -> list[tuple[str, np.nda
 
 def bad_label_checks(work: str | Path) -> list[str]:
     """Write three broken YOLO label files into a scratch dataset and return the errors extraction raises."""
-    from textseg.data.labels import extract_masks
-    from textseg.data.images import save_rgb
 
     cases = {"odd-coordinates": "0 0.1 0.2 0.3 0.4 0.5\n", "not-a-number": "0 0.5 0.5 abc 0.2\n",
              "unknown-class": "7 0.5 0.5 0.2 0.2\n"}
@@ -314,13 +308,8 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
     A run already in run_dir is shown, not retrained, unless `overwrite` (start over) or `resume`
     ("last" or a checkpoint: continue it) say otherwise; so re-running the notebook is cheap.
     """
-    import threading
 
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
-    from textseg.engine.train import train
-    from textseg.viz import plot_training_curves
 
     run_dir = Path(run_dir)
     ckpt = resume_checkpoint(run_dir, resume)
@@ -360,9 +349,7 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
 
 def _refresh_curves(run_dir: Path, handle: Any, shown: int) -> int:
     """Redraw the curves in `handle` when metrics.jsonl gained epochs; returns the epochs shown."""
-    import matplotlib.pyplot as plt
 
-    from textseg.viz import plot_training_curves
 
     epochs = len(read_history(run_dir))
     if epochs > shown:
@@ -374,7 +361,6 @@ def _refresh_curves(run_dir: Path, handle: Any, shown: int) -> int:
 
 def best_epoch_table(best: dict[str, Any], summary: dict[str, Any]) -> str:
     """Markdown table of the best epoch's validation metrics and how the run went."""
-    from textseg import CLASSES
 
     ious = ", ".join(f"{c} {best[f'iou_{c}']:.3f}" for c in CLASSES if f"iou_{c}" in best)
     rows = [("best epoch", best.get("epoch")), ("train loss", f"{best.get('train_loss', float('nan')):.4f}"),
@@ -400,7 +386,6 @@ def cache_table(cache: dict[str, int]) -> str:
 
 def thumbnail(image: np.ndarray, max_side: int = 320) -> np.ndarray:
     """A uint8 (H, W, 3) or float (H, W) array shrunk so its longer side is at most max_side (for light figures)."""
-    from PIL import Image
 
     arr = np.asarray(image)
     scale = max_side / max(arr.shape[:2])
@@ -415,7 +400,6 @@ def thumbnail(image: np.ndarray, max_side: int = 320) -> np.ndarray:
 def pick_examples(roots: dict[str, str | Path], split: str, per_class: int = 1, val_fraction: float = 0.15,
                   seed: int = 0, prefer: str = "") -> dict[str, list[Any]]:
     """Up to per_class samples of each class with a non-empty target, those whose name contains `prefer` first."""
-    from textseg.data.datasets import collect_split, load_target
 
     out = {}
     for cls, root in roots.items():
@@ -429,12 +413,7 @@ def pick_examples(roots: dict[str, str | Path], split: str, per_class: int = 1, 
 def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: str | Path | None = None,
                        threshold: float = 0.5, credit: bool = True) -> tuple[Any, list[dict[str, float]]]:
     """One row per prompt on one image: probability, mask vs truth, attention to the prompt's words."""
-    import matplotlib.pyplot as plt
 
-    from textseg.data.datasets import load_target
-    from textseg.data.images import load_image
-    from textseg.workbook.playground import attention_heatmap, word_attention
-    from textseg.viz import draw_outline, overlay
 
     rgb, target = load_image(sample.image), load_target(sample)
     encoded = segmenter.encode_image(rgb)
@@ -462,9 +441,7 @@ def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: st
 
 def plot_per_prompt(report: dict[str, Any], path: str | Path | None = None) -> Any:
     """Bars: IoU of every prompt per class, and the false-positive rate of every negative prompt."""
-    import matplotlib.pyplot as plt
 
-    from textseg.viz import CLASS_COLORS
 
     classes = list(report["classes"])
     negatives = report.get("negative_fp_rate_per_prompt", {})
@@ -500,8 +477,6 @@ def find_runs(runs_dir: str | Path) -> dict[str, Path]:
 def evaluate_runs(runs: dict[str, Path], roots: dict[str, Path], split: str, out_dir: str | Path,
                   device: str = "auto", known: dict[str, dict] | None = None) -> dict[str, dict]:
     """Evaluate every run's best.pt on the same split (reports in out_dir/eval_NAME); `known` reports are reused."""
-    from textseg.evaluate import evaluate
-    from textseg.predict import Segmenter
 
     reports = dict(known or {})
     for name, ckpt in runs.items():

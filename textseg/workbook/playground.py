@@ -16,15 +16,18 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from PIL import Image
+from matplotlib import colormaps
 import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image
 
+from textseg.data.datasets import collect_split
+from textseg.data.images import to_rgb_array
 from textseg.measure import measure_mask
 from textseg.prompts import PROMPTS, canonical_prompt, prompt_class
-from textseg.viz import save_figure
+from textseg.viz import overlay, save_figure, upsample_attention
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 UPLOAD_PREFIX = "upload:"
 
@@ -32,7 +35,6 @@ UPLOAD_PREFIX = "upload:"
 def playground_images(roots: Mapping[str, str | Path], split: str = "valid", per_class: int = 6,
                       val_fraction: float = 0.15, seed: int = 0) -> dict[str, str]:
     """{"crack: name.jpg": path} with up to `per_class` images of each class from a split of CLASS=ROOT datasets."""
-    from textseg.data.datasets import collect_split
 
     out: dict[str, str] = {}
     for cls, root in roots.items():
@@ -62,9 +64,7 @@ def word_attention(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
 
 def attention_heatmap(rgb: np.ndarray, attention: np.ndarray, alpha: float = 0.55) -> np.ndarray:
     """A (196,) attention map, min-max scaled, in the 'jet' colours blended over the image; uint8 (H, W, 3)."""
-    from matplotlib import colormaps
 
-    from textseg.viz import upsample_attention
 
     heat = upsample_attention(attention, rgb.shape[:2])  # (H, W)
     span = float(heat.max() - heat.min())
@@ -147,7 +147,6 @@ class Playground:
     def add_image(self, label: str, content: bytes | np.ndarray | str | Path) -> None:
         """Add an image (file bytes, an array, or a path) to the dropdown and select it."""
         if isinstance(content, bytes):
-            from textseg.data.images import to_rgb_array
 
             try:
                 content = to_rgb_array(Image.open(io.BytesIO(content)))
@@ -188,7 +187,6 @@ class Playground:
             return {}
         rgb = self.encoded(label).rgb
         mask = pred.prob > t  # (H, W)
-        from textseg.viz import overlay
 
         self.mask_view.value = png_bytes(mask.astype(np.uint8) * 255, self.max_side)
         self.overlay_view.value = png_bytes(overlay(rgb, mask), self.max_side)

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-
+from textseg import CLASSES
 from textseg.engine.runs import metrics_path, read_history
 from textseg.progress import QUIET_ENV
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # textseg/workbook/runner.py -> the repository
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 KERNEL_NAME = "python3"
 
@@ -287,7 +287,6 @@ or a broken setting), so the main job does not end on a bare "ok"."""
 def training_verdict(run_dir: str | Path) -> str:
     """One line on a training run folder: epochs, its best epoch's IoU per class and wrong-prompt rate, and a warning
     when it ended far below what the model should reach."""
-    from textseg import CLASSES
     history = read_history(run_dir)
     if not history:
         return f"training: WARNING: {run_dir} holds no finished epoch"
