@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,38 @@ def _check_out_dir(out_dir: Path, resume: Path | None, overwrite: bool) -> None:
 
 
 # ---- the run ----------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    """What one training run holds from its setup, through its epochs, to its end."""
+
+    configs: dict[str, dict[str, Any]]  # data, model, train: as checkpoints store them
+    train_cfg: TrainConfig
+    out_dir: Path
+    info: Dist
+    device: torch.device
+    dtype: torch.dtype | None
+    train_ds: Any
+    val_ds: Any
+    decoder: nn.Module  # the decoder being trained
+    model: nn.Module  # the same, inside DistributedDataParallel with several processes
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: WeightAverage | None
+    cache: FeatureCache
+    sampler: DistributedSampler
+    loader: DataLoader
+    identity: dict[str, Any]
+    start: float
+    first_epoch: int = 0
+    best_score: float = -math.inf
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """What is validated, saved and predicted with: the weight average when there is one."""
+        return self.decoder if self.ema is None else self.ema.module
+
+
 def train(
     data_cfg: DataConfig,
     model_cfg: ModelConfig,
@@ -223,16 +256,35 @@ def train(
     Summary: "history" (metrics per epoch), "best" (its metrics line), "epochs_run" (in this call),
     "stopped_early" (--max-minutes), "cache" (hit/miss counters), "paths" (best/last/metrics).
     """
-    start = time.monotonic()
-    model_cfg = model_cfg.resolved()
-    out_dir = Path(out_dir)
-    info, device = setup_distributed(train_cfg.device)
+    run = _setup(data_cfg, model_cfg.resolved(), train_cfg, Path(out_dir), resume, overwrite)
+    epochs_run, stopped_early = 0, False
+    for epoch in range(run.first_epoch, train_cfg.epochs):
+        _run_epoch(run, epoch)
+        epochs_run += 1
+        if _out_of_time(run.start, train_cfg.max_minutes, run.info, run.device) and epoch + 1 < train_cfg.epochs:
+            logger.info("stopping after epoch %d: --max-minutes %s reached", epoch + 1, train_cfg.max_minutes)
+            stopped_early = True
+            break
+    return _finish(run, epochs_run, stopped_early)
+
+
+def _check_settings(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, info: Dist) -> None:
+    """Settings that cannot work fail here, before anything is loaded or written."""
     if train_cfg.batch_size % info.world:
         raise ValueError(f"--batch-size {train_cfg.batch_size} must be divisible by the {info.world} processes")
     if train_cfg.cache not in CACHE_MODES:
         raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use one of {list(CACHE_MODES)}")
-    lr_factor(train_cfg.lr_schedule, 0.0)  # an unknown schedule fails before anything is loaded or written
+    lr_factor(train_cfg.lr_schedule, 0.0)  # an unknown schedule raises
     check_image_size(data_cfg, model_cfg)
+
+
+def _setup(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: Path,
+           resume: str | Path | None, overwrite: bool) -> _Run:
+    """Check the settings and the checkpoint, build data, model and optimizer, restore a resumed run's state, write
+    config.json, fill the feature cache. The order keeps a resumed run's random numbers those of an unbroken one."""
+    start = time.monotonic()
+    info, device = setup_distributed(train_cfg.device)
+    _check_settings(data_cfg, model_cfg, train_cfg, info)
     ckpt = load_checkpoint(resume) if resume is not None else None
     ckpt_path = resume or "checkpoint"  # named in errors about the checkpoint
     if ckpt is not None:
@@ -242,11 +294,8 @@ def train(
     seed_everything(train_cfg.seed)
     train_ds, val_ds = build_datasets(data_cfg)
     built = build_model(model_cfg)
-    visual = built.visual.to(device).eval() if built.visual is not None else None
-    text = built.text.to(device).eval()
-    identity = built.identity
     if ckpt is not None:
-        check_encoders(ckpt, identity, ckpt_path)
+        check_encoders(ckpt, built.identity, ckpt_path)
     decoder = built.decoder.to(device)
     optimizer = build_optimizer(decoder, train_cfg)  # before DDP, which registers the parameters that train
     model: nn.Module = decoder
@@ -254,99 +303,86 @@ def train(
         model = nn.parallel.DistributedDataParallel(decoder, device_ids=[device.index] if device.type == "cuda" else None)
     dtype = amp_dtype(device, train_cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    configs = {"data": to_dict(data_cfg), "model": to_dict(model_cfg), "train": to_dict(train_cfg)}
-
     first_epoch, best_score, history = 0, -math.inf, []
     if ckpt is not None:
         first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler, ckpt_path)
         history = read_history(out_dir, first_epoch)
         logger.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
-    ema = WeightAverage(decoder, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
+    ema = WeightAverage(decoder, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None  # of the restored weights
     if ema is not None and ckpt is not None and "train_decoder" in ckpt.get("state", {}):
         ema.load(ckpt["decoder"], ckpt["state"]["ema_steps"], ckpt_path)
+    configs = {"data": to_dict(data_cfg), "model": to_dict(model_cfg), "train": to_dict(train_cfg)}
     if info.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_json({**configs, "encoders": identity}, out_dir / "config.json")
+        save_json({**configs, "encoders": built.identity}, out_dir / "config.json")
         write_history(out_dir, history)
-
-    cache = FeatureCache(visual, text, train_cfg.cache, out_dir / "cache", device, batch_size=max(16, train_cfg.batch_size // info.world),
-                         image_size=data_cfg.image_size, amp_dtype=dtype)
+    visual = built.visual.to(device).eval() if built.visual is not None else None
+    cache = FeatureCache(visual, built.text.to(device).eval(), train_cfg.cache, out_dir / "cache", device,
+                         batch_size=max(16, train_cfg.batch_size // info.world), image_size=data_cfg.image_size, amp_dtype=dtype)
     _precompute(cache, train_ds, val_ds, data_cfg, info)
-
     sampler = DistributedSampler(train_ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=train_cfg.seed)
-    loader = DataLoader(
-        train_ds,
-        batch_size=train_cfg.batch_size // info.world,
-        sampler=sampler,
-        num_workers=train_cfg.num_workers,
-        pin_memory=device.type == "cuda",
-    )
+    loader = DataLoader(train_ds, batch_size=train_cfg.batch_size // info.world, sampler=sampler,
+                        num_workers=train_cfg.num_workers, pin_memory=device.type == "cuda")
     if ckpt is not None and "state" in ckpt:
         set_rng_state(ckpt["state"]["rng"][min(info.rank, len(ckpt["state"]["rng"]) - 1)])
-    logger.info(
-        "training %s decoder (%.2f M parameters) on %d images, validating on %d; device %s x%d; cache %s",
-        model_cfg.decoder, sum(p.numel() for p in decoder.parameters()) / 1e6, len(train_ds), len(val_ds), device, info.world, train_cfg.cache,
-    )
+    logger.info("training %s decoder (%.2f M parameters) on %d images, validating on %d; device %s x%d; cache %s",
+                model_cfg.decoder, sum(p.numel() for p in decoder.parameters()) / 1e6, len(train_ds), len(val_ds), device,
+                info.world, train_cfg.cache)
+    return _Run(configs, train_cfg, out_dir, info, device, dtype, train_ds, val_ds, decoder, model, optimizer, scaler, ema,
+                cache, sampler, loader, built.identity, start, first_epoch, best_score, history)
 
-    epochs_run, stopped_early = 0, False
-    for epoch in range(first_epoch, train_cfg.epochs):
-        tic = time.monotonic()
-        _set_lr(optimizer, train_cfg, epoch, _elapsed_s(start, info, device))
-        train_ds.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        train_loss = train_epoch(model, loader, cache, optimizer, scaler, device, dtype, info, f"epoch {epoch + 1}/{train_cfg.epochs}", ema)
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(
-                f"training loss became {train_loss} in epoch {epoch + 1}; nothing of this epoch was saved: continue from "
-                f"{out_dir / 'last.pt'} with a lower --lr, or start over"
-            )
-        evaluated = decoder if ema is None else ema.module  # what the checkpoint stores and prediction uses
-        metrics = validate(evaluated, val_ds, cache, device, dtype, info, train_cfg.batch_size // info.world)
-        line = {
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            **metrics,
-            "epoch_time_s": time.monotonic() - tic,
-            "lr": optimizer.param_groups[0]["lr"],
-            "cache": dict(cache.stats),
-        }
-        history.append(line)
-        is_best = line["score"] > best_score
-        best_score = max(best_score, line["score"])
-        rngs = _gather_rng(info)
-        if info.main:
-            _log_epoch(line, train_cfg.epochs, is_best)
-            state: dict[str, Any] = {"rng": rngs, "best_score": best_score, "scaler": scaler.state_dict() if scaler.is_enabled() else {}}
-            if ema is not None:
-                state.update(train_decoder=decoder.state_dict(), ema_steps=ema.steps)
-            payload = {
-                "decoder": evaluated.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch + 1,
-                "configs": configs,
-                "encoders": identity,
-                "metrics": line,
-                "state": state,
-            }
-            _save_epoch(out_dir, payload, is_best, train_cfg.save_interval)
-        epochs_run += 1
-        if _out_of_time(start, train_cfg.max_minutes, info, device) and epoch + 1 < train_cfg.epochs:
-            logger.info("stopping after epoch %d: --max-minutes %s reached", epoch + 1, train_cfg.max_minutes)
-            stopped_early = True
-            break
-    if info.world > 1:
+
+def _run_epoch(run: _Run, epoch: int) -> None:
+    """Train one epoch, validate the evaluated weights, record the metrics and save the checkpoints."""
+    tic = time.monotonic()
+    cfg = run.train_cfg
+    _set_lr(run.optimizer, cfg, epoch, _elapsed_s(run.start, run.info, run.device))
+    run.train_ds.set_epoch(epoch)
+    run.sampler.set_epoch(epoch)
+    train_loss = train_epoch(run.model, run.loader, run.cache, run.optimizer, run.scaler, run.device, run.dtype, run.info,
+                             f"epoch {epoch + 1}/{cfg.epochs}", run.ema)
+    if not math.isfinite(train_loss):
+        raise FloatingPointError(
+            f"training loss became {train_loss} in epoch {epoch + 1}; nothing of this epoch was saved: continue from "
+            f"{run.out_dir / 'last.pt'} with a lower --lr, or start over"
+        )
+    metrics = validate(run.evaluated, run.val_ds, run.cache, run.device, run.dtype, run.info, cfg.batch_size // run.info.world)
+    line = {"epoch": epoch + 1, "train_loss": train_loss, **metrics, "epoch_time_s": time.monotonic() - tic,
+            "lr": run.optimizer.param_groups[0]["lr"], "cache": dict(run.cache.stats)}
+    run.history.append(line)
+    is_best = line["score"] > run.best_score
+    run.best_score = max(run.best_score, line["score"])
+    rngs = _gather_rng(run.info)  # every rank takes part
+    if run.info.main:
+        _log_epoch(line, cfg.epochs, is_best)
+        _save_epoch(run.out_dir, _payload(run, line, rngs), is_best, cfg.save_interval)
+
+
+def _payload(run: _Run, line: dict[str, Any], rngs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The checkpoint of the epoch `line` describes: evaluated weights, optimizer, configs, and the state to resume."""
+    state: dict[str, Any] = {"rng": rngs, "best_score": run.best_score,
+                             "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else {}}
+    if run.ema is not None:
+        state.update(train_decoder=run.decoder.state_dict(), ema_steps=run.ema.steps)
+    return {"decoder": run.evaluated.state_dict(), "optimizer": run.optimizer.state_dict(), "epoch": line["epoch"],
+            "configs": run.configs, "encoders": run.identity, "metrics": line, "state": state}
+
+
+def _finish(run: _Run, epochs_run: int, stopped_early: bool) -> dict[str, Any]:
+    """Leave the process group and summarise the run."""
+    if run.info.world > 1:
         dist.barrier()
-    if info.owns_group:
+    if run.info.owns_group:
         dist.destroy_process_group()
-    best = max(history, key=lambda m: m["score"]) if history else None
+    out_dir = run.out_dir
     return {
-        "history": history,
-        "best": best,
+        "history": run.history,
+        "best": max(run.history, key=lambda m: m["score"]) if run.history else None,
         "epochs_run": epochs_run,
         "stopped_early": stopped_early,
-        "cache": dict(cache.stats),
+        "cache": dict(run.cache.stats),
         "paths": {"best": out_dir / "best.pt", "last": out_dir / "last.pt", "metrics": metrics_path(out_dir)},
-        "elapsed_s": time.monotonic() - start,
+        "elapsed_s": time.monotonic() - run.start,
     }
 
 
