@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from textseg.data.datasets import SegDataset, collect_split
-from textseg.engine.cache import FeatureCache, file_sha1
+from textseg.data.images import file_hash
+from textseg.engine.cache import FeatureCache
 from textseg.prompts import all_prompts
 
 from conftest import FakeText, FakeVisual
@@ -82,7 +83,7 @@ def test_changed_image_bytes_miss(samples: list) -> None:
     tokens = fresh.visual_tokens(item["image"][None], [item["path"]], [0])
     assert fresh.stats == {"visual_hits": 0, "visual_misses": 1, "text_hits": 0, "text_misses": 0}  # ...it misses
     torch.testing.assert_close(tokens, visual(item["image"][None]), atol=1e-3, rtol=1e-3)
-    assert fresh.content_hash(path) == file_sha1(path)
+    assert fresh.content_hash(path) == file_hash(path, "sha1")
 
 
 def test_disk_cache_persists_and_invalidates_on_encoder(samples: list, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import torch
 
 import textseg.model.encoders as enc
 from textseg.config import ModelConfig
+from textseg.data.images import file_hash
 from textseg.model.encoders import TextEncoder, VisualEncoder, WeightsUnavailableError, build_encoders, encoder_identity
 
 TINY = "vit_tiny_patch16_224"
@@ -165,7 +166,7 @@ def test_visual_local_file_round_trip(tmp_path: Path, suffix: str) -> None:
     images = torch.rand(1, 3, 224, 224)
     assert torch.allclose(loaded(images), source(images), atol=1e-6)
     assert loaded.identity["weights"] == path.name
-    assert loaded.identity["sha256"] == enc.file_sha256(path) and len(loaded.identity["sha256"]) == 64
+    assert loaded.identity["sha256"] == file_hash(path) and len(loaded.identity["sha256"]) == 64
 
 
 def test_visual_file_of_other_model_is_refused(tmp_path: Path) -> None:
@@ -193,7 +194,7 @@ def test_text_local_file_round_trip(tmp_path: Path) -> None:
         reference = tiny.ln_final(tiny.transformer(x.permute(1, 0, 2)).permute(1, 0, 2))
     assert features.shape == (1, 77, 64) and torch.allclose(features, reference, atol=1e-4)
     assert encoder.identity == {
-        "name": "ViT-B/32", "weights": "tiny_clip.pt", "sha256": enc.file_sha256(path), "seed": None, "layers": None,
+        "name": "ViT-B/32", "weights": "tiny_clip.pt", "sha256": file_hash(path), "seed": None, "layers": None,
     }
 
 

@@ -190,29 +190,6 @@ def prediction_figure(
     return save_figure(fig, path, credit)
 
 
-def heatmap_overlay(
-    image: np.ndarray,
-    attention: np.ndarray,
-    ax: Any = None,
-    title: str | None = None,
-    cmap: str = "jet",
-    alpha: float = 0.5,
-    colorbar: bool = True,
-) -> Any:
-    """Draw a (196,) or (14, 14) attention map upsampled over the image on `ax`; returns the image artist."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4, 4))
-    heat = upsample_attention(attention, image.shape[:2])
-    ax.imshow(image)
-    art = ax.imshow(heat, cmap=cmap, alpha=alpha)
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=9)
-    if colorbar:
-        ax.figure.colorbar(art, ax=ax, fraction=0.046, pad=0.04, label="attention")
-    return art
-
-
 def attention_figure(
     image: np.ndarray,
     attention: np.ndarray,

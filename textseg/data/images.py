@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -127,3 +128,12 @@ def save_json(data: Any, path: str | Path, indent: int = 2) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=indent, default=str) + "\n")
     return Path(path)
+
+
+def file_hash(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (sha256 names weight files in checkpoints; the feature cache keys images by sha1)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

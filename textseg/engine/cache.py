@@ -22,21 +22,12 @@ import torch.distributed as dist
 
 from textseg import MODEL_SIZE
 from textseg.config import CACHE_MODES
-from textseg.data.images import atomic_path
+from textseg.data.images import atomic_path, file_hash
 from textseg.engine.runtime import autocast
 from textseg.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 STORE_DTYPE = torch.float16
-
-
-def file_sha1(path: str | Path) -> str:
-    """sha1 hex digest of a file's bytes."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def identity_hash(identity: dict[str, Any]) -> str:
@@ -95,7 +86,7 @@ class FeatureCache:
         """sha1 of an image file's bytes, computed once per path per cache."""
         key = str(path)
         if key not in self._sha1:
-            self._sha1[key] = file_sha1(path)
+            self._sha1[key] = file_hash(path, "sha1")
         return self._sha1[key]
 
     def visual_key(self, path: str | Path, flip: int) -> str:

@@ -48,3 +48,9 @@ def append_epoch(run: str | Path, metrics: dict[str, Any]) -> None:
     """Add one finished epoch's metrics."""
     with metrics_path(run).open("a") as f:
         f.write(json.dumps(metrics) + "\n")
+
+
+def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch best.pt holds: the highest `score` (mean IoU x (1 - wrong-prompt rate)), the first of equals; None
+    for a run with no epoch yet."""
+    return max(history, key=lambda m: m.get("score", 0.0)) if history else None

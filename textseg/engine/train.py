@@ -41,7 +41,7 @@ from textseg.data.images import save_json
 from textseg.engine.cache import FeatureCache
 from textseg.engine.ema import WeightAverage
 from textseg.engine.losses import class_labels, decoder_loss
-from textseg.engine.runs import append_epoch, metrics_path, read_history, write_history
+from textseg.engine.runs import append_epoch, best_epoch, metrics_path, read_history, write_history
 from textseg.engine.runtime import Dist, all_sum, amp_dtype, autocast, rng_state, seed_everything, set_rng_state, setup_distributed
 from textseg.engine.schedule import lr_factor, run_progress
 from textseg.metrics import NEGATIVE_AREA, dice, iou
@@ -377,7 +377,7 @@ def _finish(run: _Run, epochs_run: int, stopped_early: bool) -> dict[str, Any]:
     out_dir = run.out_dir
     return {
         "history": run.history,
-        "best": max(run.history, key=lambda m: m["score"]) if run.history else None,
+        "best": best_epoch(run.history),
         "epochs_run": epochs_run,
         "stopped_early": stopped_early,
         "cache": dict(run.cache.stats),

@@ -16,7 +16,8 @@ import timm
 import torch
 from torch import nn
 
-from textseg.model.encoders import PRETRAINED, RANDOM, read_state_dict, resolve_weights, timm_pretrained, file_sha256, seeded
+from textseg.data.images import file_hash
+from textseg.model.encoders import PRETRAINED, RANDOM, read_state_dict, resolve_weights, seeded, timm_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class PixelEncoder(nn.Module):
                 self.body = timm.create_model(name, pretrained=False, features_only=True)
         digest = None
         if path is not None:
-            digest = file_sha256(path)
+            digest = file_hash(path)
             package = PACKAGE_WEIGHTS.get(name)
             if kind == PRETRAINED and package and digest != package.sha256:
                 raise ValueError(f"{path}: SHA-256 {digest[:12]}... is not the published {package.sha256[:12]}...; "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import socket
 import warnings
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from textseg.config import ModelConfig
+from textseg.data.images import file_hash
 
 with warnings.catch_warnings():  # clip imports pkg_resources, which warns on every import
     warnings.simplefilter("ignore", UserWarning)
@@ -42,15 +42,6 @@ CLIP_TEXT_ARCH: dict[str, tuple[int, int, int, int]] = {
 
 class WeightsUnavailableError(RuntimeError):
     """Pretrained encoder weights cannot be fetched; the message says how to give a file or choose random."""
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def host_reachable(host: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
@@ -135,7 +126,7 @@ class VisualEncoder(nn.Module):
         self.identity: dict[str, Any] = {
             "name": name,
             "weights": path.name if path else kind,
-            "sha256": file_sha256(path) if path else None,
+            "sha256": file_hash(path) if path else None,
             "seed": seed if kind == RANDOM else None,
             "layers": list(self.layers),
         }
@@ -258,7 +249,7 @@ class TextEncoder(nn.Module):
         self.identity: dict[str, Any] = {
             "name": name,
             "weights": path.name if path else kind,
-            "sha256": file_sha256(path) if path else None,
+            "sha256": file_hash(path) if path else None,
             "seed": seed if kind == RANDOM else None,
             "layers": None,
         }

@@ -25,7 +25,7 @@ from textseg.data.duplicates import find_near_duplicates
 from textseg.data.images import image_size, load_image, load_mask, save_mask, save_rgb
 from textseg.data.labels import extract_masks, parse_yolo_file, read_coco
 from textseg.data.synth import ROOT_NAMES, generate
-from textseg.engine.runs import read_history
+from textseg.engine.runs import best_epoch, read_history
 from textseg.engine.train import train
 from textseg.evaluate import evaluate
 from textseg.measure import measure_mask
@@ -170,7 +170,6 @@ def plot_statistics(rows: list[dict[str, Any]], path: str | Path | None = None) 
 def sample_grid(roots: dict[str, str | Path], n: int, seed: int = 0) -> dict[str, list]:
     """Images, masks and titles of about n samples spread over the classes (seeded choice over all splits)."""
 
-
     rng = random.Random(seed)
     images, masks, titles = [], [], []
     for cls, root in roots.items():
@@ -224,7 +223,6 @@ def format_agreement(yolo_split: str | Path, coco_split: str | Path) -> str:
 
 def label_figure(samples: list[Any], path: str | Path | None = None, credit: bool = True) -> Any:
     """For each sample: the image with its raw labels drawn (YOLO/COCO polygons and boxes), and the mask made from them."""
-
 
     fig, axes = plt.subplots(len(samples), 2, figsize=(7.5, 3.6 * len(samples)), squeeze=False)
     for row, s in zip(axes, samples):
@@ -310,14 +308,13 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
     """
 
 
-
     run_dir = Path(run_dir)
     ckpt = resume_checkpoint(run_dir, resume)
     handle = None
     if ckpt is None and not overwrite and (run_dir / "last.pt").is_file():
         logger.info("%s already holds a run; showing it (overwrite=True retrains, resume='last' continues it)", run_dir)
         history = read_history(run_dir)
-        summary = {"history": history, "best": max(history, key=lambda m: m.get("score", 0.0)), "epochs_run": 0,
+        summary = {"history": history, "best": best_epoch(history), "epochs_run": 0,
                    "stopped_early": False, "cache": history[-1].get("cache", {}), "elapsed_s": 0.0}
     else:
         result: dict[str, Any] = {}
@@ -349,7 +346,6 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
 
 def _refresh_curves(run_dir: Path, handle: Any, shown: int) -> int:
     """Redraw the curves in `handle` when metrics.jsonl gained epochs; returns the epochs shown."""
-
 
     epochs = len(read_history(run_dir))
     if epochs > shown:
@@ -414,7 +410,6 @@ def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: st
                        threshold: float = 0.5, credit: bool = True) -> tuple[Any, list[dict[str, float]]]:
     """One row per prompt on one image: probability, mask vs truth, attention to the prompt's words."""
 
-
     rgb, target = load_image(sample.image), load_target(sample)
     encoded = segmenter.encode_image(rgb)
     fig, axes = plt.subplots(len(prompts), 3, figsize=(11, 3.7 * len(prompts)), squeeze=False)
@@ -441,7 +436,6 @@ def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: st
 
 def plot_per_prompt(report: dict[str, Any], path: str | Path | None = None) -> Any:
     """Bars: IoU of every prompt per class, and the false-positive rate of every negative prompt."""
-
 
     classes = list(report["classes"])
     negatives = report.get("negative_fp_rate_per_prompt", {})

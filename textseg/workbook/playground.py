@@ -65,7 +65,6 @@ def word_attention(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
 def attention_heatmap(rgb: np.ndarray, attention: np.ndarray, alpha: float = 0.55) -> np.ndarray:
     """A (196,) attention map, min-max scaled, in the 'jet' colours blended over the image; uint8 (H, W, 3)."""
 
-
     heat = upsample_attention(attention, rgb.shape[:2])  # (H, W)
     span = float(heat.max() - heat.min())
     heat = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from textseg import CLASSES
-from textseg.engine.runs import metrics_path, read_history
+from textseg.engine.runs import best_epoch, metrics_path, read_history
 from textseg.progress import QUIET_ENV
 
 logger = logging.getLogger(__name__)
@@ -290,7 +290,7 @@ def training_verdict(run_dir: str | Path) -> str:
     history = read_history(run_dir)
     if not history:
         return f"training: WARNING: {run_dir} holds no finished epoch"
-    best = max(history, key=lambda m: m["score"])
+    best = best_epoch(history)
     ious = {c: best[f"iou_{c}"] for c in CLASSES if f"iou_{c}" in best}
     line = (f"training: {len(history)} epochs in {run_dir}, best epoch {best['epoch']}: IoU "
             + ", ".join(f"{c} {v:.2f}" for c, v in ious.items()) + f"; wrong-prompt masks {best['negative_fp_rate']:.0%}")
