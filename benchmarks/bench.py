@@ -353,7 +353,8 @@ def run_config(ckpt: dict[str, Any]) -> str:
     """A quality run's settings as its checkpoint records them, so the table says what ran whatever options were passed."""
     data, model, train = checkpoint_configs(ckpt)
     return (
-        f"{decoder_widths(model)}; lr {train.lr:g} {train.lr_schedule}, weight decay {train.weight_decay:g}, batch {train.batch_size}, at most {train.epochs} epochs; "
+        f"{decoder_widths(model)}; input {data.image_size} px, pixel encoder lr x{train.pixel_lr_scale:g}; "
+        f"lr {train.lr:g} {train.lr_schedule}, weight decay {train.weight_decay:g}, batch {train.batch_size}, at most {train.epochs} epochs; "
         f"negative rate {data.negative_rate:g}, augmentation {'on' if data.augment else 'off'}, EMA {train.ema_decay:g}, "
         f"{'mixed precision where the hardware has it' if train.amp else '--no-amp (float32)'}"
     )

@@ -15,7 +15,7 @@ CLASSES: tuple[str, ...] = ("crack", "taping")
 """The two classes, in a fixed order used for class indices everywhere."""
 
 MODEL_SIZE: int = 224
-"""Side of the square model input (ViT-B/16 at 224x224 gives 14x14 patch tokens)."""
+"""The ViT's input side (ViT-B/16 at 224x224 gives 14x14 patch tokens) and the default model input side."""
 
 _API = {
     "Segmenter": "textseg.predict", "Tiling": "textseg.predict", "train": "textseg.engine.train",

@@ -30,8 +30,8 @@ class DataConfig:
     """Which datasets to read and how examples are sampled."""
 
     roots: dict[str, str] = field(default_factory=dict)  # class name -> dataset root (--data CLASS=ROOT)
-    image_size: int = setting(MODEL_SIZE, "side of the model input and of the refine branch; a multiple of 32, other than "
-                                          f"{MODEL_SIZE} only with queries 'pixel' (the ViT takes {MODEL_SIZE})")
+    image_size: int = setting(MODEL_SIZE, "side of the model input and of the refine branch, a multiple of 32 (the ViT, "
+                                          f"where one runs, sees the image at {MODEL_SIZE})")
     negative_rate: float = setting(0.3, "fraction of examples given the other class's prompt and an empty mask")
     val_fraction: float = setting(0.15, "photos held back for validation where a root has no valid/")
     flip: bool = True
@@ -143,17 +143,12 @@ def values_from_args(args: argparse.Namespace, cls: type, values: dict[str, Any]
     return values
 
 
-def check_image_size(data: DataConfig, model: ModelConfig) -> None:
-    """Raise ValueError unless the data's image size suits the model: 224 always; another multiple of 32 only when
-    no ViT runs (queries "pixel"), because the ViT takes 224-px inputs and the pixel encoder needs stride 32."""
+def check_image_size(data: DataConfig) -> None:
+    """Raise ValueError unless the data's image side suits the model: a multiple of 32 (the pixel encoder's deepest
+    stride) from 64 up. The ViT, where one runs, sees each image resized to its own 224 px."""
     size = data.image_size
-    if size == MODEL_SIZE:
-        return
     if size < 64 or size % 32:
-        raise ValueError(f"image_size {size}: use {MODEL_SIZE} or another multiple of 32 from 64 up")
-    if model.resolved().queries != "pixel":
-        raise ValueError(f"image_size {size}: the ViT takes {MODEL_SIZE}-px inputs; other sizes need the refine decoder "
-                         "with a pixel encoder and queries 'pixel' (the default where the ViT weights are random)")
+        raise ValueError(f"image_size {size}: use a multiple of 32 from 64 up (e.g. {MODEL_SIZE} or 320)")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -243,7 +243,7 @@ class Segmenter:
         tokens: list[torch.Tensor | None] = [None] * len(rgbs)
         if self.visual is not None:
             with autocast(self.device, self.dtype):
-                tokens = list(self.visual(batch).float())  # B x (196, Dv)
+                tokens = list(self.visual(self.visual.fit(batch)).float())  # B x (196, Dv)
         names = list(sources) if sources is not None else [_source_name(img, i) for i, img in enumerate(images)]
         return [
             EncodedImage(tokens=tokens[i], image=batch[i], size=rgb.shape[:2], source=names[i], rgb=rgb)

@@ -136,7 +136,7 @@ class FeatureCache:
 
     def _encode_images(self, images: torch.Tensor) -> torch.Tensor:
         with self._autocast():
-            return self.visual(images.to(self.device, non_blocking=True)).float()  # (B, 196, Dv)
+            return self.visual(self.visual.fit(images.to(self.device, non_blocking=True))).float()  # (B, 196, Dv)
 
     def _encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         with self._autocast():

@@ -275,7 +275,7 @@ def _check_settings(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: Tra
     if train_cfg.cache not in CACHE_MODES:
         raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use one of {list(CACHE_MODES)}")
     lr_factor(train_cfg.lr_schedule, 0.0)  # an unknown schedule raises
-    check_image_size(data_cfg, model_cfg)
+    check_image_size(data_cfg)
 
 
 def _setup(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: Path,

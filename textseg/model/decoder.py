@@ -80,9 +80,12 @@ class SeedDecoder(nn.Module):
         return_attention: bool = False,
         return_aux: bool = False,
     ) -> torch.Tensor | tuple:
-        """Logits (B, 1, 224, 224); optionally attention (B, heads, 196, 77) and an (empty) aux dict."""
+        """Logits (B, 1, 224, 224), or at the image's size when one is given; optionally attention (B, heads, 196, 77)
+        and an (empty) aux dict."""
         features, attention = self.context(visual, text, text_padding)  # (B, dim, 14, 14)
         logits = self.upsample(features)  # (B, 1, 224, 224)
+        if image is not None and image.shape[-2:] != logits.shape[-2:]:
+            logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
         return _finish(logits, attention, {}, return_attention, return_aux)
 
 

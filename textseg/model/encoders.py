@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from textseg.config import ModelConfig
@@ -162,9 +163,17 @@ class VisualEncoder(nn.Module):
         """Stay in eval mode: the encoder is frozen."""
         return super().train(False)
 
+    def fit(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, S, S) of any side resized to the ViT's input side (antialiased when shrinking): a model
+        whose pixel branch sees more pixels still gets the ViT's tokens of the whole image."""
+        if images.dim() == 4 and images.shape[-2:] != (self.image_size, self.image_size):
+            images = F.interpolate(images.float(), size=(self.image_size,) * 2, mode="bilinear", align_corners=False,
+                                   antialias=images.shape[-1] > self.image_size)
+        return images
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Patch tokens of images (B, 3, S, S) in [0, 1] -> (B, grid*grid, out_dim)."""
+        """Patch tokens of images (B, 3, S, S) in [0, 1] -> (B, grid*grid, out_dim); other sides go through fit()."""
         if images.dim() != 4 or images.shape[1] != 3 or images.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"visual encoder expects images (B, 3, {self.image_size}, {self.image_size}), got {tuple(images.shape)}"
