@@ -138,8 +138,7 @@ def values_from_args(args: argparse.Namespace, cls: type, values: dict[str, Any]
     values = dict(values)
     for f in dataclasses.fields(cls):
         if "cli" in f.metadata and getattr(args, f.name, None) is not None:
-            value = getattr(args, f.name)
-            values[f.name] = list(value) if isinstance(value, tuple) else value
+            values[f.name] = getattr(args, f.name)  # nargs options come as lists; from_dict makes tuples of them
     return values
 
 

@@ -93,7 +93,6 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Metrics of `segmenter` on `split` of CLASS=ROOT datasets; writes report.json/report.md to out_dir if given."""
-
     roots = {normalise_class(c): Path(r) for c, r in roots.items()}
     if not roots:
         raise ValueError("no datasets to evaluate; give --data CLASS=ROOT")
@@ -120,7 +119,7 @@ def evaluate(
     for start in progress_bar(range(0, len(samples), batch_size), desc=f"evaluate {split}", unit="batch", disable=not progress):
         chunk = samples[start : start + batch_size]
         rgbs = [load_image(s.image) for s in chunk]
-        targets = [_target(s, rgb, load_target) for s, rgb in zip(chunk, rgbs)]
+        targets = [_target(s, rgb) for s, rgb in zip(chunk, rgbs)]
         encoded = segmenter.encode_images(rgbs, [str(s.image) for s in chunk])
         pairs = [(j, p, False) for j, s in enumerate(chunk) for p in pos_prompts[s.cls]]
         pairs += [(j, p, True) for j, s in enumerate(chunk) for p in neg_prompts[s.cls]]
@@ -167,7 +166,7 @@ def _class_prompts(cls: str, prompts: Mapping[str, Sequence[str]] | None) -> lis
     return [canonical] + [p for p in dict.fromkeys(chosen) if p != canonical]
 
 
-def _target(sample: Any, rgb: np.ndarray, load_target: Any) -> np.ndarray:
+def _target(sample: Any, rgb: np.ndarray) -> np.ndarray:
     """The sample's ground-truth mask, checked against the image size."""
     target = np.asarray(load_target(sample), dtype=bool)
     if target.shape != rgb.shape[:2]:
@@ -310,7 +309,6 @@ def plot_cases(
     path: str | Path | None = None,
 ):
     """Overlays (prediction red, truth outline yellow) of a class's best or worst images; a Figure."""
-
     if which not in ("best", "worst"):
         raise ValueError(f"which must be 'best' or 'worst', got {which!r}")
     best, worst = best_and_worst(report, cls, k)
@@ -347,7 +345,6 @@ def _parse_thresholds(text: str) -> list[float]:
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `textseg evaluate`."""
-
     parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
     add_data_arguments(parser)
     parser.add_argument("--split", default="valid", help="train | valid | test ('valid' of a root without one is the held-back part of train; default valid)")
@@ -362,11 +359,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint and print the markdown table."""
-
     thresholds = _parse_thresholds(args.thresholds)
     _threshold_grid(thresholds, args.threshold)
     segmenter = Segmenter.from_checkpoint(args.ckpt, args.device, args.visual_weights, args.text_weights)
-    roots = _cli_roots(args, segmenter, parse_data_specs)
+    roots = _cli_roots(args, segmenter)
     report = evaluate(
         segmenter, roots, args.split, args.out, thresholds=thresholds, batch_size=args.batch_size,
         threshold=args.threshold, all_negative_prompts=args.all_negative_prompts,
@@ -378,7 +374,7 @@ def run_cli(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cli_roots(args: argparse.Namespace, segmenter: Segmenter, parse_data_specs: Any) -> dict[str, Path]:
+def _cli_roots(args: argparse.Namespace, segmenter: Segmenter) -> dict[str, Path]:
     """Roots from --data/--cracks-path/--drywall-path, or else the checkpoint's own data config."""
     specs = getattr(args, "data", None)
     if specs or getattr(args, "cracks_path", None) or getattr(args, "drywall_path", None):

@@ -492,7 +492,6 @@ def output_paths(image: Path, out_dir: Path) -> tuple[Path, Path]:
 
 def write_prediction(pred: Prediction, rgb: np.ndarray, image: Path, out_dir: Path) -> tuple[Path, Path]:
     """Write mask and overlay PNGs atomically; if the second write fails, the first is removed."""
-
     mask_path, overlay_path = output_paths(image, out_dir)
     shown = overlay(rgb, pred.mask)
     save_mask(pred.mask, mask_path)

@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from textseg.data.datasets import GROUPS_FILE, Sample, available_splits, detect_layout, list_samples, load_target, split_root_spec
+from textseg.data.datasets import GROUPS_FILE, Sample, available_splits, detect_layout, list_samples, load_target, split_root_spec, visible_files
 from textseg.data.duplicates import COPY, KINDS, SAME_SCENE, find_photo_pairs
-from textseg.data.images import ImageReadError, atomic_path, is_image_file, load_image, save_json
+from textseg.data.images import ImageReadError, atomic_path, load_image, save_json
 from textseg.progress import progress_bar
 from textseg.viz import save_figure
 
@@ -45,8 +45,7 @@ def parse_roots(roots: Sequence[str | Path] | dict[str, str | Path]) -> list[tup
 
 def _image_files(split_dir: Path) -> list[Path]:
     """Image files of a split whatever its layout (images/ or the split folder itself)."""
-    folder = split_dir / "images" if (split_dir / "images").is_dir() else split_dir
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+    return visible_files(split_dir / "images" if (split_dir / "images").is_dir() else split_dir, images=True)
 
 
 def _check_sample(sample: Sample) -> dict[str, Any]:
@@ -117,7 +116,7 @@ def write_photo_groups(root: str | Path, workers: int = 2, **options: Any) -> Pa
     """Search the train images of a root for copies and other shots of one scene (any names) and write them to
     ROOT/photo_groups.json, which every validation carve of the root then keeps on one side (textseg.data.datasets)."""
     root = Path(root)
-    paths = [s.image for s in list_samples(root, "train", "crack")]  # the class does not matter for the search
+    paths = [s.image for s in list_samples(root, "train", None)]  # the search needs no class
     pairs = find_photo_pairs(paths, workers=workers, **options)
     rows = [{"a": str(p.a.relative_to(root)), "b": str(p.b.relative_to(root)), "kind": p.kind, "distance": p.distance}
             for p in pairs]

@@ -147,7 +147,7 @@ def _by_stem(paths: list[Path], what: str, errors: list[str]) -> dict[str, Path]
     return out
 
 
-def _files(folder: Path, images: bool) -> list[Path]:
+def visible_files(folder: Path, images: bool) -> list[Path]:
     """Visible files of a folder (image files only if `images`), sorted; [] if the folder is absent."""
     if not folder.is_dir():
         return []
@@ -175,10 +175,10 @@ def list_samples(root: str | Path, split: str, cls: str | None) -> list[Sample]:
     if layout == "coco":
         samples = _coco_samples(root, split, cls, errors)
     else:
-        images = _by_stem(_files(split_dir / "images", True), "images", errors)
-        labels = _by_stem([p for p in _files(split_dir / "labels", False) if p.suffix == ".txt"], "labels", errors)
+        images = _by_stem(visible_files(split_dir / "images", True), "images", errors)
+        labels = _by_stem([p for p in visible_files(split_dir / "labels", False) if p.suffix == ".txt"], "labels", errors)
         if layout == "masks":
-            masks = _by_stem(_files(split_dir / "masks", True), "masks", errors)
+            masks = _by_stem(visible_files(split_dir / "masks", True), "masks", errors)
             _pair(split_dir, images, masks, "mask", errors)
         else:
             masks = {}
@@ -196,9 +196,9 @@ def _coco_samples(root: Path, split: str, cls: str, errors: list[str]) -> list[S
     split_dir = root / split
     json_path = split_dir / COCO_JSON
     listed = set(_coco_images(json_path, json_path.stat().st_mtime_ns))
-    images = {p.name: p for p in _files(split_dir, True)}
+    images = {p.name: p for p in visible_files(split_dir, True)}
     has_masks = (split_dir / "masks").is_dir()
-    masks = _by_stem(_files(split_dir / "masks", True), "masks", errors) if has_masks else {}
+    masks = _by_stem(visible_files(split_dir / "masks", True), "masks", errors) if has_masks else {}
     for name in sorted(listed - set(images)):
         errors.append(f"listed in {COCO_JSON} but missing: {name}")
     for name in sorted(set(images) - listed):

@@ -631,7 +631,6 @@ def make_scene(cls: str, rng: np.random.Generator, cfg: SynthConfig) -> Scene:
 
 def yolo_shapes(scene: Scene) -> list:
     """The scene's labels as normalised YOLO shapes (class id 0, like the single-class exports)."""
-
     h, w = scene.image.shape[:2]
     shapes = [YoloShape(0, "polygon", (p / [w, h]).astype(np.float64)) for p in scene.polygons]
     for x0, y0, x1, y1 in scene.boxes:
@@ -642,7 +641,6 @@ def yolo_shapes(scene: Scene) -> list:
 
 def write_sample(scene: Scene, rng: np.random.Generator, cfg: SynthConfig, image_path: Path, label_path: Path) -> None:
     """Save the scene as JPEG at a random quality and its YOLO label file."""
-
     pixels = camera(rng, scene.image)
     save_rgb(pixels, image_path, quality=int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
     write_yolo_file(label_path, yolo_shapes(scene))
@@ -666,7 +664,6 @@ def generate(
     classes: tuple[str, ...] = ("crack", "taping"),
 ) -> dict[str, Path]:
     """Write synthetic datasets under `out` (counts per split, missing splits at DEFAULT_COUNTS); returns the roots."""
-
     cfg = config or SynthConfig()
     counts = {**DEFAULT_COUNTS, **(counts or {})}
     unknown = sorted(set(counts) - set(SPLITS))
@@ -702,7 +699,6 @@ def generate(
 
 def pick_positives(root: Path, cls: str, n: int, rng: np.random.Generator) -> list[tuple[Path, np.ndarray]]:
     """Up to n random (image, mask) pairs with a non-empty target from any split of a dataset root."""
-
     samples = [s for split in available_splits(root) for s in list_samples(root, split, cls)]
     picked: list[tuple[Path, np.ndarray]] = []
     for i in rng.permutation(len(samples)):
@@ -718,7 +714,6 @@ def pick_positives(root: Path, cls: str, n: int, rng: np.random.Generator) -> li
 
 def compare_with_real(real_roots: dict[str, Path], synth_roots: dict[str, Path], out_png: Path, n: int = 4, seed: int = 0) -> Path:
     """Save a figure with rows real crack, synthetic crack, real drywall, synthetic drywall (mask outlines)."""
-
     rng = np.random.default_rng(seed)
     images, masks, titles = [], [], []
     for cls in ("crack", "taping"):

@@ -227,7 +227,6 @@ class FeatureCache:
 
     def share(self, keys: list[str]) -> None:
         """DDP: exchange the entries each rank computed (`keys`) so every rank holds them all (memory mode)."""
-
         if self.mode != "memory" or not dist.is_initialized() or dist.get_world_size() == 1:
             return
         world = dist.get_world_size()

@@ -57,7 +57,6 @@ THRESHOLD = 0.5  # probability threshold for validation masks
 # ---- data -------------------------------------------------------------------------------------
 def build_datasets(data_cfg: DataConfig) -> tuple[Any, Any]:
     """(train SegDataset with sampling, validation SegDataset unflipped) from the configured roots."""
-
     if not data_cfg.roots:
         raise ValueError("no datasets given; use --data crack=ROOT --data taping=ROOT")
     roots = {cls: Path(root) for cls, root in data_cfg.roots.items()}
@@ -144,7 +143,6 @@ def validate(
     batch_size: int,
 ) -> dict[str, float]:
     """Loss, IoU/Dice per class (summed counts at model size) and negative-prompt FP rate on this rank's shard."""
-
     model.eval()
     shard = Subset(dataset, list(range(info.rank, len(dataset), info.world)))
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
@@ -185,7 +183,6 @@ def validate(
 
 def summarise_validation(sums: dict[str, float]) -> dict[str, float]:
     """Metrics from summed counts: IoU, Dice, FP rate per present class; means; the selection score."""
-
     out: dict[str, float] = {"val_loss": sums["loss"] / max(sums["pairs"], 1)}
     present = [c for c in CLASSES if sums[f"{c}_n"] > 0]
     for c in present:
@@ -409,7 +406,6 @@ def _save_epoch(out_dir: Path, payload: dict[str, Any], is_best: bool, save_inte
 
 def _precompute(cache: FeatureCache, train_ds: Any, val_ds: Any, data_cfg: DataConfig, info: Dist) -> None:
     """Fill the cache: all prompts, this rank's shard of (train image, flip) and validation images."""
-
     if cache.mode == "none":
         return
     cache.precompute_text(all_prompts())

@@ -257,18 +257,14 @@ class _PromptedUNet(nn.Module):
 
     image_size: int
 
-    @staticmethod
-    def _size(image: torch.Tensor | None) -> tuple[int, int]:
-        """The input image's (H, W): the size of the logits returned."""
+    def _input(self, image: torch.Tensor | None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The image (B, 3, S, S) in [0, 1] at the branch's resolution, and its own (H, W): the logits' size."""
         if image is None:
             raise ValueError("the refine decoder needs the image (B, 3, S, S) in [0, 1]; pass image=")
-        return tuple(image.shape[-2:])  # type: ignore[return-value]
-
-    def _input(self, image: torch.Tensor) -> torch.Tensor:
-        """The image (B, 3, S, S) in [0, 1] at the branch's resolution."""
+        size = tuple(image.shape[-2:])
         if image.shape[-2:] != (self.image_size, self.image_size):
             image = F.interpolate(image, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
-        return image
+        return image, size  # type: ignore[return-value]
 
     def _bottom(self, x: torch.Tensor, context: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         """Deepest features (B, C, S/16, S/16) + cross-attention context + global context, then the bottleneck."""
@@ -355,8 +351,7 @@ class RefineDecoder(_PromptedUNet):
     ) -> torch.Tensor | tuple:
         """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, 196, 77) and aux {"presence",
         "prompt_class", "image_class", "pixel_logits"}."""
-        size = self._size(image)
-        image = self._input(image)
+        image, size = self._input(image)
         context, attention = self.context(visual, text, text_padding)  # (B, C, 14, 14)
         embedding = self.text(text, text_padding)  # (B, E)
         x = F.pixel_unshuffle(image * 2 - 1, self.fold)  # (B, 3 fold^2, S / fold, S / fold)
@@ -431,8 +426,7 @@ class PixelRefineDecoder(_PromptedUNet):
     ) -> torch.Tensor | tuple:
         """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, N, 77) and aux {"presence",
         "prompt_class", "image_class", "pixel_logits"}."""
-        size = self._size(image)
-        image = self._input(image)
+        image, size = self._input(image)
         feats = self.pixel(image)  # (B, C_i, S / 2**(i+1), ...) for i = 0..4
         queries = visual if visual is not None else self._pixel_queries(feats)  # (B, N, Dq)
         context, attention = self.context(queries, text, text_padding)  # (B, C, g, g)

@@ -51,7 +51,6 @@ def setup_notebook(figures_dir: str | Path = "figures") -> Path:
 
 def show_markdown(text: str) -> None:
     """Display markdown in a notebook (plain text elsewhere)."""
-
     display(Markdown(text))
 
 
@@ -60,7 +59,6 @@ SMOKE_SYNTH_COUNTS = {"train": 4, "valid": 2, "test": 2}
 
 def ensure_synth(synth_dir: str | Path, smoke: bool = False, seed: int = 0) -> dict[str, Path]:
     """The synthetic roots under synth_dir, generated first if missing (tiny counts when smoke)."""
-
     roots = {cls: Path(synth_dir) / name for cls, name in ROOT_NAMES.items()}
     if all((root / "train").is_dir() for root in roots.values()):
         return roots
@@ -109,7 +107,6 @@ def build_working_datasets(sources: dict[str, list[str | Path]], out: str | Path
 
 def split_counts(roots: dict[str, str | Path]) -> str:
     """Markdown table of images and masks with foreground per class and split."""
-
     lines = ["| class | root | split | images | with foreground |", "|---|---|---|---:|---:|"]
     for cls, root in roots.items():
         for split in available_splits(root):
@@ -121,7 +118,6 @@ def split_counts(roots: dict[str, str | Path]) -> str:
 
 def dataset_statistics(sources: dict[str, dict[str, str | Path]]) -> list[dict[str, Any]]:
     """One row per image of {source name: {class: root}}: size, mask coverage and stroke widths."""
-
     rows = []
     for source, roots in sources.items():
         for cls, root in roots.items():
@@ -137,7 +133,6 @@ def dataset_statistics(sources: dict[str, dict[str, str | Path]]) -> list[dict[s
 
 def plot_statistics(rows: list[dict[str, Any]], path: str | Path | None = None) -> Any:
     """Four panels: image sizes, mask coverage histogram, crack widths, seam widths (real vs synthetic)."""
-
     groups = sorted({(r["source"], r["class"]) for r in rows})
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
     styles = {"real": dict(marker="o", linestyle="-"), "synthetic": dict(marker="x", linestyle="--")}
@@ -169,7 +164,6 @@ def plot_statistics(rows: list[dict[str, Any]], path: str | Path | None = None) 
 
 def sample_grid(roots: dict[str, str | Path], n: int, seed: int = 0) -> dict[str, list]:
     """Images, masks and titles of about n samples spread over the classes (seeded choice over all splits)."""
-
     rng = random.Random(seed)
     images, masks, titles = [], [], []
     for cls, root in roots.items():
@@ -184,7 +178,6 @@ def sample_grid(roots: dict[str, str | Path], n: int, seed: int = 0) -> dict[str
 
 def duplicate_pairs(roots: dict[str, str | Path]) -> list[tuple[Path, Path, float]]:
     """Copies of one photo anywhere in the datasets (any split), found by content with the audit's matcher."""
-
     paths = [s.image for cls, root in roots.items() for split in available_splits(root) for s in list_samples(root, split, cls)]
     return find_near_duplicates(paths)
 
@@ -200,7 +193,6 @@ def pairs_table(pairs: list[tuple[Path, Path, float]]) -> str:
 
 def pairs_figure(pairs: list[tuple[Path, Path, float]], path: str | Path | None = None, credit: bool = True) -> Any:
     """Each duplicate pair side by side."""
-
     images = [p for a, b, _ in pairs for p in (a, b)]
     titles = [f"{p.name[:30]}" + (f"\ndistance {d:.2f}" if i % 2 else "") for a, b, d in pairs for i, p in enumerate((a, b))]
     return image_grid(images, titles=titles, ncols=2, suptitle="copies of one photo found by content", credit=credit,
@@ -209,7 +201,6 @@ def pairs_figure(pairs: list[tuple[Path, Path, float]], path: str | Path | None 
 
 def format_agreement(yolo_split: str | Path, coco_split: str | Path) -> str:
     """Markdown table: IoU between masks made from a YOLO export and a COCO export of the same photos."""
-
     lines = ["| image | YOLO mask px | COCO mask px | IoU |", "|---|---:|---:|---:|"]
     for mask_path in sorted((Path(yolo_split) / "masks").glob("*.png")):
         other = Path(coco_split) / "masks" / mask_path.name
@@ -223,7 +214,6 @@ def format_agreement(yolo_split: str | Path, coco_split: str | Path) -> str:
 
 def label_figure(samples: list[Any], path: str | Path | None = None, credit: bool = True) -> Any:
     """For each sample: the image with its raw labels drawn (YOLO/COCO polygons and boxes), and the mask made from them."""
-
     fig, axes = plt.subplots(len(samples), 2, figsize=(7.5, 3.6 * len(samples)), squeeze=False)
     for row, s in zip(axes, samples):
         rgb = load_image(s.image)
@@ -244,7 +234,6 @@ def label_figure(samples: list[Any], path: str | Path | None = None, credit: boo
 
 def label_shapes(sample: Any, width: int, height: int) -> list[tuple[str, np.ndarray]]:
     """A sample's raw label shapes in pixels: ("box", [[x0, y0], [x1, y1]]) or ("polygon", (N, 2))."""
-
     shapes: list[tuple[str, np.ndarray]] = []
     if sample.label is not None:
         for sh in parse_yolo_file(sample.label):
@@ -267,7 +256,6 @@ def label_shapes(sample: Any, width: int, height: int) -> list[tuple[str, np.nda
 
 def bad_label_checks(work: str | Path) -> list[str]:
     """Write three broken YOLO label files into a scratch dataset and return the errors extraction raises."""
-
     cases = {"odd-coordinates": "0 0.1 0.2 0.3 0.4 0.5\n", "not-a-number": "0 0.5 0.5 abc 0.2\n",
              "unknown-class": "7 0.5 0.5 0.2 0.2\n"}
     errors = []
@@ -346,7 +334,6 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
 
 def _refresh_curves(run_dir: Path, handle: Any, shown: int) -> int:
     """Redraw the curves in `handle` when metrics.jsonl gained epochs; returns the epochs shown."""
-
     epochs = len(read_history(run_dir))
     if epochs > shown:
         fig = plot_training_curves(run_dir, title=f"training run {run_dir} (live, {epochs} epochs)")
@@ -357,7 +344,6 @@ def _refresh_curves(run_dir: Path, handle: Any, shown: int) -> int:
 
 def best_epoch_table(best: dict[str, Any], summary: dict[str, Any]) -> str:
     """Markdown table of the best epoch's validation metrics and how the run went."""
-
     ious = ", ".join(f"{c} {best[f'iou_{c}']:.3f}" for c in CLASSES if f"iou_{c}" in best)
     rows = [("best epoch", best.get("epoch")), ("train loss", f"{best.get('train_loss', float('nan')):.4f}"),
             ("validation loss", f"{best.get('val_loss', float('nan')):.4f}"), ("validation IoU", ious),
@@ -382,7 +368,6 @@ def cache_table(cache: dict[str, int]) -> str:
 
 def thumbnail(image: np.ndarray, max_side: int = 320) -> np.ndarray:
     """A uint8 (H, W, 3) or float (H, W) array shrunk so its longer side is at most max_side (for light figures)."""
-
     arr = np.asarray(image)
     scale = max_side / max(arr.shape[:2])
     if scale >= 1:
@@ -396,7 +381,6 @@ def thumbnail(image: np.ndarray, max_side: int = 320) -> np.ndarray:
 def pick_examples(roots: dict[str, str | Path], split: str, per_class: int = 1, val_fraction: float = 0.15,
                   seed: int = 0, prefer: str = "") -> dict[str, list[Any]]:
     """Up to per_class samples of each class with a non-empty target, those whose name contains `prefer` first."""
-
     out = {}
     for cls, root in roots.items():
         samples = sorted(collect_split({cls: root}, split, val_fraction, seed), key=lambda s: prefer not in s.image.name)
@@ -409,7 +393,6 @@ def pick_examples(roots: dict[str, str | Path], split: str, per_class: int = 1, 
 def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: str | Path | None = None,
                        threshold: float = 0.5, credit: bool = True) -> tuple[Any, list[dict[str, float]]]:
     """One row per prompt on one image: probability, mask vs truth, attention to the prompt's words."""
-
     rgb, target = load_image(sample.image), load_target(sample)
     encoded = segmenter.encode_image(rgb)
     fig, axes = plt.subplots(len(prompts), 3, figsize=(11, 3.7 * len(prompts)), squeeze=False)
@@ -436,7 +419,6 @@ def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: st
 
 def plot_per_prompt(report: dict[str, Any], path: str | Path | None = None) -> Any:
     """Bars: IoU of every prompt per class, and the false-positive rate of every negative prompt."""
-
     classes = list(report["classes"])
     negatives = report.get("negative_fp_rate_per_prompt", {})
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.35 * sum(len(report["classes"][c]["per_prompt"]) for c in classes) + 2))
@@ -471,7 +453,6 @@ def find_runs(runs_dir: str | Path) -> dict[str, Path]:
 def evaluate_runs(runs: dict[str, Path], roots: dict[str, Path], split: str, out_dir: str | Path,
                   device: str = "auto", known: dict[str, dict] | None = None) -> dict[str, dict]:
     """Evaluate every run's best.pt on the same split (reports in out_dir/eval_NAME); `known` reports are reused."""
-
     reports = dict(known or {})
     for name, ckpt in runs.items():
         if name not in reports:

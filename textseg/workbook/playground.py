@@ -35,7 +35,6 @@ UPLOAD_PREFIX = "upload:"
 def playground_images(roots: Mapping[str, str | Path], split: str = "valid", per_class: int = 6,
                       val_fraction: float = 0.15, seed: int = 0) -> dict[str, str]:
     """{"crack: name.jpg": path} with up to `per_class` images of each class from a split of CLASS=ROOT datasets."""
-
     out: dict[str, str] = {}
     for cls, root in roots.items():
         samples = collect_split({cls: root}, split, val_fraction, seed)[:per_class]
@@ -64,7 +63,6 @@ def word_attention(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
 
 def attention_heatmap(rgb: np.ndarray, attention: np.ndarray, alpha: float = 0.55) -> np.ndarray:
     """A (196,) attention map, min-max scaled, in the 'jet' colours blended over the image; uint8 (H, W, 3)."""
-
     heat = upsample_attention(attention, rgb.shape[:2])  # (H, W)
     span = float(heat.max() - heat.min())
     heat = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
