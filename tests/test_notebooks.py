@@ -216,6 +216,11 @@ def test_smoke_04_05_06_use_the_checkpoint(smoke_run):
     report = json.loads((work / "reports" / "eval_main" / "report.json").read_text())
     assert set(report["classes"]) == {"crack", "taping"} and report["checkpoint"] == str(work / "runs" / "main" / "best.pt")
     assert 0.0 <= report["negative_fp_rate"] <= 1.0 and set(report["classes"]["crack"]["per_prompt"]) >= {"segment crack", "crack"}
+    attention = nbformat.read(work / "executed" / "04_attention_maps.ipynb", as_version=4)
+    shown = [o["data"]["text/markdown"] for c in attention.cells if c.cell_type == "code" for o in c.outputs
+             if "text/markdown" in o.get("data", {})]
+    tables = [t for t in shown if t.startswith("| class (images) | token | weight on defect cells |")]
+    assert tables and tables[0].count("\n") >= 3, tables  # the contrast table, with a class's token rows
     played = nbformat.read(work / "executed" / "06_prompt_playground.ipynb", as_version=4)
     outputs = [o for c in played.cells if c.cell_type == "code" for o in c.outputs]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)

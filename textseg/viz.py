@@ -203,7 +203,8 @@ def attention_figure(
     """Attention (heads, 196, 77) from visual tokens to prompt tokens: one row per token, one column per head.
 
     `heads` is "mean" (the head average only), "all" (every head, then the mean) or a list of head
-    indices. All panels share one colour scale, so tokens and heads can be compared directly.
+    indices, where "mean" may stand for the average. All panels share one colour scale, so tokens and heads can be
+    compared directly.
     """
     attention = np.asarray(attention, dtype=np.float32)
     if attention.ndim != 3:
@@ -217,7 +218,7 @@ def attention_figure(
         cols = [(f"head {h}", attention[h]) for h in range(attention.shape[0])]
         cols.append(("mean of heads", attention.mean(axis=0)))
     else:
-        cols = [(f"head {h}", attention[h]) for h in heads]
+        cols = [("mean of heads", attention.mean(axis=0)) if h == "mean" else (f"head {h}", attention[h]) for h in heads]
     maps = [[upsample_attention(attn[:, t], image.shape[:2]) for _, attn in cols] for t in rows]
     vmin, vmax = min(m.min() for r in maps for m in r), max(m.max() for r in maps for m in r)
     fig, axes = plt.subplots(
