@@ -17,6 +17,9 @@ REFINE_FOLDS: tuple[int, ...] = (1, 2)
 """Space-to-depth factors of the from-scratch refine branch's input: 1 keeps a stage at full resolution, 2 starts at 1/2."""
 LR_SCHEDULES: tuple[str, ...] = ("cosine", "constant")
 CACHE_MODES: tuple[str, ...] = ("memory", "disk", "none")
+INPUT_SIZE: int = 320
+"""Default side of the model input and the refine branch: at equal training time on a CPU, 320 px with a frozen pixel
+encoder beat 224 px fine-tuned on every validation carve (benchmarks/RESULTS.md)."""
 
 
 def setting(default: Any, help: str, **argparse_options: Any) -> Any:
@@ -30,7 +33,7 @@ class DataConfig:
     """Which datasets to read and how examples are sampled."""
 
     roots: dict[str, str] = field(default_factory=dict)  # class name -> dataset root (--data CLASS=ROOT)
-    image_size: int = setting(MODEL_SIZE, "side of the model input and of the refine branch, a multiple of 32 (the ViT, "
+    image_size: int = setting(INPUT_SIZE, "side of the model input and of the refine branch, a multiple of 32 (the ViT, "
                                           f"where one runs, sees the image at {MODEL_SIZE})")
     negative_rate: float = setting(0.3, "fraction of examples given the other class's prompt and an empty mask")
     val_fraction: float = setting(0.15, "photos held back for validation where a root has no valid/")
@@ -53,7 +56,7 @@ class ModelConfig:
     dim: int = setting(512, "decoder width")
     heads: int = 8
     refine_width: int = setting(32, "channels of the refinement branch's first stage")
-    refine_size: int = MODEL_SIZE  # resolution the refinement branch sees (--image-size sets it too)
+    refine_size: int = INPUT_SIZE  # resolution the refinement branch sees (--image-size sets it too)
     refine_fold: int = setting(2, "space-to-depth factor of the from-scratch branch's input; 2 runs no layer at full "
                                   "resolution", choices=REFINE_FOLDS)
     pixel_encoder: str = setting("tf_efficientnet_lite2", "timm CNN under the refine decoder, or none: a from-scratch branch")
@@ -90,7 +93,7 @@ class TrainConfig:
     epochs: int = setting(400, "epochs to train (a cap: --max-minutes usually ends a CPU run first)")
     batch_size: int = setting(16, "global batch size, split evenly over DDP processes")
     lr: float = setting(1e-3, "AdamW learning rate")
-    pixel_lr_scale: float = setting(0.3, "the pretrained pixel encoder trains at --lr times this; 0 freezes it")
+    pixel_lr_scale: float = setting(0.0, "the pretrained pixel encoder trains at --lr times this; 0 keeps it frozen")
     lr_schedule: str = setting("constant", "learning rate over the run: cosine decay to 1%% over --epochs, or over "
                                            "--max-minutes when that ends the run first; or constant", choices=LR_SCHEDULES)
     weight_decay: float = setting(1e-4, "AdamW weight decay")
