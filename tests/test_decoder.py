@@ -57,8 +57,8 @@ def _conv_output_sides(decoder: torch.nn.Module, *inputs: torch.Tensor, image: t
 
 def test_refine_fold_runs_no_layer_at_full_resolution() -> None:
     visual, text, padding, image = _inputs()
-    full = build_decoder(_cfg("refine", refine_fold=1), VISUAL_DIM, TEXT_DIM)
-    folded = build_decoder(_cfg("refine", refine_fold=2), VISUAL_DIM, TEXT_DIM)
+    full = build_decoder(_cfg("refine", refine_fold=1, refine_size=224), VISUAL_DIM, TEXT_DIM)  # the images' size
+    folded = build_decoder(_cfg("refine", refine_fold=2, refine_size=224), VISUAL_DIM, TEXT_DIM)
     assert folded.down[0][0].in_channels == 12 and folded.head.out_channels == 4  # 2x2 pixels in, 2x2 logits out
     assert max(_conv_output_sides(full, visual, text, padding, image=image)) == 224
     assert max(_conv_output_sides(folded, visual, text, padding, image=image)) == 112

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from textseg.cli import main
-from textseg.config import ModelConfig
+from textseg.config import INPUT_SIZE, ModelConfig
 from textseg.data.images import load_image, load_mask
 from textseg.model.checkpoint import CheckpointError
 from textseg.predict import Prediction, Segmenter, Tiling, blend_window, tile_starts, to_rgb, token_strings
@@ -102,7 +102,7 @@ def test_encode_once_then_many_prompts(seg_vit: Segmenter, monkeypatch: pytest.M
     monkeypatch.setattr(seg.text, "forward", count("text", text_forward))
     seg._prompts.clear()
     encoded = seg.encode_image(wall_photo(50, 80))
-    assert encoded.size == (50, 80) and encoded.image.shape == (3, 224, 224)
+    assert encoded.size == (50, 80) and encoded.image.shape == (3, INPUT_SIZE, INPUT_SIZE)  # the checkpoint's default size
     first = seg.predict_encoded(encoded, "hairline crack", threshold=0.4)
     second = seg.predict_encoded(encoded, "taped joint", threshold=0.4, return_attention=True)
     again = seg.predict_encoded(encoded, "hairline crack", threshold=0.9)

@@ -54,7 +54,7 @@ def _tiny_run(work: Path) -> tuple[Path, list[str]]:
     from textseg.engine.train import train
 
     roots = generate(work / "synth", seed=0, counts={"train": 4, "valid": 2, "test": 0})
-    data = DataConfig(roots={c: str(r) for c, r in roots.items()})
+    data = DataConfig(roots={c: str(r) for c, r in roots.items()}, image_size=224)  # the seed decoder's own size
     train(data, ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed", visual_weights="random", text_weights="random"),
           TrainConfig(epochs=1, batch_size=8, device="cpu"), work / "run")
     return work / "run" / "best.pt", [f"{c}={r}" for c, r in roots.items()]
