@@ -32,6 +32,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import REAL_SAMPLE, VENDORED_SAMPLE, append_results, machine_line  # noqa: E402
 
+from textseg import THRESHOLD  # noqa: E402
 from textseg.data.datasets import collect_split, load_target  # noqa: E402
 from textseg.data.images import load_image  # noqa: E402
 from textseg.engine.runtime import autocast  # noqa: E402
@@ -61,7 +62,7 @@ def time_end_to_end(seg: Segmenter, photos: list[Path], prompt: str, batch_size:
     """Seconds for textseg predict's loop: read, encode, decode, upsample, write mask and overlay."""
     failed: list[str] = []
     start = time.perf_counter()
-    for img, rgb, pred in predict_files(seg, photos, prompt, 0.5, batch_size, None, failed):
+    for img, rgb, pred in predict_files(seg, photos, prompt, THRESHOLD, batch_size, None, failed):
         write_prediction(pred, rgb, img, out)
     return time.perf_counter() - start
 
@@ -102,7 +103,7 @@ def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, r
             prob = seg.tiled_probability(photo, prompt, tiling)
             times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            measure_mask(prob > 0.5, "crack")
+            measure_mask(prob > THRESHOLD, "crack")
             measures.append(time.perf_counter() - start)
         per_mp[mp] = min(times) / (width * height / 1e6)
         measure_share[mp] = min(measures) / min(times)
@@ -130,7 +131,7 @@ def tile_sweep(runs: list[Path], device: str, limit: int | None) -> str:
             prompt = canonical_prompt(sample.cls)
             for t in SWEEP_TILES:
                 prob = seg.tiled_probability(rgb, prompt, Tiling(t))
-                acc[t].setdefault(sample.cls, MetricAccumulator()).add(prob > 0.5, target)
+                acc[t].setdefault(sample.cls, MetricAccumulator()).add(prob > THRESHOLD, target)
         for t in SWEEP_TILES:
             for cls, a in acc[t].items():
                 results[t].setdefault(cls, []).append(a.summary()["iou"])
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tile_sweep:
         body = tile_sweep(args.tile_sweep, args.device, args.limit)
         section = (f"## {stamp}: tile size on the validation carves (`benchmarks/bench_inspect.py --tile-sweep`)\n\n"
-                   f"{machine_line(device)}; runs {', '.join(f'`{r}`' for r in args.tile_sweep)}; threshold 0.5, "
+                   f"{machine_line(device)}; runs {', '.join(f'`{r}`' for r in args.tile_sweep)}; threshold {THRESHOLD}, "
                    f"IoU from counts summed over each carve's images, mean ± std over runs (each run listed).\n\n{body}")
         print(section)
         append_results(args.results, section)

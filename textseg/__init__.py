@@ -15,7 +15,12 @@ CLASSES: tuple[str, ...] = ("crack", "taping")
 """The two classes, in a fixed order used for class indices everywhere."""
 
 MODEL_SIZE: int = 224
-"""The ViT's input side (ViT-B/16 at 224x224 gives 14x14 patch tokens) and the default model input side."""
+"""The ViT's input side (ViT-B/16 at 224x224 gives 14x14 patch tokens); the model's default input side is
+textseg.config.INPUT_SIZE."""
+
+THRESHOLD: float = 0.5
+"""Probability above which a pixel is foreground: the default of prediction, evaluation, inspection and the
+playground, and the threshold of the validation masks during training."""
 
 _API = {
     "Segmenter": "textseg.predict", "Tiling": "textseg.predict", "train": "textseg.engine.train",

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from textseg import THRESHOLD
 from textseg.data.datasets import add_data_arguments, collect_split, load_target, parse_data_specs
 from textseg.data.images import atomic_path, load_image, save_json
 from textseg.metrics import NEGATIVE_AREA, MetricAccumulator, format_metric
@@ -88,7 +89,7 @@ def evaluate(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     prompts: Mapping[str, Sequence[str]] | None = None,
     batch_size: int = 8,
-    threshold: float = 0.5,
+    threshold: float = THRESHOLD,
     all_negative_prompts: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -237,7 +238,7 @@ def _build_report(
 
 def markdown_table(report: Mapping[str, Any]) -> str:
     """The class table and the per-prompt table of a report, as markdown."""
-    thr = report.get("threshold", 0.5)
+    thr = report.get("threshold", THRESHOLD)
     lines = [
         f"Split `{report['split']}`, checkpoint `{report.get('checkpoint')}`, threshold {thr:g}; "
         f"negative prompt fires when > {report.get('negative_area', NEGATIVE_AREA):.0%} of pixels are predicted.",
@@ -319,7 +320,7 @@ def plot_cases(
     samples = collect_split({c: Path(r) for c, r in report["roots"].items()}, report["split"], dc.val_fraction, dc.seed)
     by_path = {str(s.image): s for s in samples}
     prompt = rows[0]["prompt"]
-    preds = segmenter.predict([r["image"] for r in rows], prompt, threshold=report.get("threshold", 0.5))
+    preds = segmenter.predict([r["image"] for r in rows], prompt, threshold=report.get("threshold", THRESHOLD))
     shown, titles = [], []
     for r, pred in zip(rows, preds):
         rgb = load_image(r["image"])
@@ -349,7 +350,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--split", default="valid", help="train | valid | test ('valid' of a root without one is the held-back part of train; default valid)")
     parser.add_argument("--out", type=Path, default=None, help="directory for report.json and report.md")
-    parser.add_argument("--threshold", type=float, default=0.5, help="threshold of the headline metrics (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD, help=f"threshold of the headline metrics (default {THRESHOLD})")
     parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS), help="sweep, comma-separated (default %(default)s)")
     parser.add_argument("--all-negative-prompts", action="store_true", help="try every prompt of the other class, not only its canonical one")
     parser.add_argument("--canonical-only", action="store_true", help="evaluate only each class's canonical prompt (faster)")

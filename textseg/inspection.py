@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from textseg import CLASSES
+from textseg import CLASSES, THRESHOLD
 from textseg.data.images import ImageReadError, atomic_path, load_mask_values, save_json, save_mask, save_rgb
 from textseg.measure import (
     WIDTH_CLASSES,
@@ -223,7 +223,7 @@ def measured_class(prompt: str, cls: str | None = None) -> str:
 
 def inspect_photos(
     seg: Segmenter, photos: Sequence[Path], prompt: str, out_dir: str | Path, cls: str | None = None,
-    settings: MeasureSettings = MeasureSettings(), threshold: float = 0.5, tiling: Tiling | None = Tiling(),
+    settings: MeasureSettings = MeasureSettings(), threshold: float = THRESHOLD, tiling: Tiling | None = Tiling(),
     batch_size: int = 8, checkpoint: str | Path | None = None,
 ) -> InspectionReport:
     """Predict each photo (tiled by default), measure its defects, write its mask and labelled overlay, then

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from textseg import MODEL_SIZE
+from textseg import MODEL_SIZE, THRESHOLD
 from textseg.config import DataConfig, ModelConfig
 from textseg.data.images import ImageReadError, is_image_file, load_image, save_mask, save_rgb, to_rgb_array
 from textseg.engine.runtime import amp_dtype, autocast
@@ -82,7 +82,7 @@ class Prediction:
     prob: np.ndarray  # float32 (H, W) in [0, 1]
     mask: np.ndarray  # bool (H, W): prob > threshold
     prompt: str
-    threshold: float = 0.5
+    threshold: float = THRESHOLD
     attention: np.ndarray | None = None  # float32 (heads, 196, 77) when asked for
     tokens: list[str] = field(default_factory=list)  # prompt tokens, start and end markers included
     source: str = ""  # file path, or "array[i]"
@@ -363,7 +363,7 @@ class Segmenter:
         self,
         encoded: EncodedImage | Sequence[EncodedImage],
         prompt: str | Sequence[str],
-        threshold: float = 0.5,
+        threshold: float = THRESHOLD,
         return_attention: bool = False,
     ) -> Prediction | list[Prediction]:
         """Predict from already-encoded image(s); one Prediction for one image, a list for a sequence."""
@@ -391,7 +391,7 @@ class Segmenter:
         self,
         images: Sequence[ImageInput] | ImageInput,
         prompts: str | Sequence[str],
-        threshold: float = 0.5,
+        threshold: float = THRESHOLD,
         batch_size: int = 8,
         return_attention: bool = False,
         progress: bool = False,
@@ -522,7 +522,7 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
     """Prompt, checkpoint, threshold, batching, tiling and device (predict, inspect)."""
     parser.add_argument("--prompt", required=True, help='what to segment, e.g. "segment crack"')
     parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is foreground (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD, help=f"probability above which a pixel is foreground (default {THRESHOLD})")
     parser.add_argument("--batch-size", type=int, default=8, help="images (or tiles, with --tile) per forward pass (default 8)")
     parser.add_argument("--tile", action="store_true", help="segment at full resolution in overlapping tiles (large photos)")
     parser.add_argument("--tile-size", type=int, default=None,

@@ -33,7 +33,7 @@ from torch import nn
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from textseg import CLASSES
+from textseg import CLASSES, THRESHOLD
 from textseg.config import CACHE_MODES, DataConfig, ModelConfig, TrainConfig, add_config_arguments, check_image_size, from_dict, to_dict, values_from_args
 from textseg.data.augment import IDENTITY, augment_batch
 from textseg.data.datasets import SegDataset, add_data_arguments, collect_split, parse_data_specs
@@ -51,7 +51,6 @@ from textseg.progress import progress_bar
 from textseg.prompts import all_prompts, canonical_prompt, other_class
 
 logger = logging.getLogger(__name__)
-THRESHOLD = 0.5  # probability threshold for validation masks
 
 
 # ---- data -------------------------------------------------------------------------------------

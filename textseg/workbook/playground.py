@@ -21,6 +21,7 @@ from matplotlib import colormaps
 import matplotlib.pyplot as plt
 import numpy as np
 
+from textseg import THRESHOLD
 from textseg.data.datasets import collect_split
 from textseg.data.images import to_rgb_array
 from textseg.measure import measure_mask
@@ -74,7 +75,7 @@ class Playground:
     """Widgets plus the state behind them: encoded images, decoded prompts, the current view."""
 
     def __init__(self, segmenter: Any, images: Mapping[str, str | Path] | Sequence[str | Path],
-                 prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float = 0.5,
+                 prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float = THRESHOLD,
                  max_side: int = 384) -> None:
         import ipywidgets as W
 
@@ -225,7 +226,7 @@ class Playground:
 
 
 def build_playground(segmenter: Any, image_paths: Mapping[str, str | Path] | Sequence[str | Path],
-                     prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float = 0.5,
+                     prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float = THRESHOLD,
                      max_side: int = 384) -> Any:
     """The playground's root ipywidgets.VBox (class "play-ui"); its `.playground` holds the state and `update`."""
     return Playground(segmenter, image_paths, prompts, prompt, threshold, max_side).ui
