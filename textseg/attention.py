@@ -14,6 +14,7 @@ import numpy as np
 
 from textseg.data.datasets import Sample, load_target
 from textseg.data.images import load_image
+from textseg.predict import word_indices
 from textseg.progress import progress_bar
 from textseg.prompts import canonical_prompt
 
@@ -85,7 +86,7 @@ def defect_head(entry: dict[str, Any]) -> tuple[int, int]:
     """(head, token index) of one class's attention_contrast entry where a prompt word (not the start or end marker)
     gets the most more weight on defect cells than on other cells."""
     gain = entry["defect"] - entry["other"]  # (heads, T)
-    words = [t for t, token in enumerate(entry["tokens"]) if token not in ("<start>", "<end>")]
+    words = word_indices(entry["tokens"])
     if not words:
         raise ValueError(f"prompt {entry['prompt']!r} has no word tokens")
     head, word = np.unravel_index(np.argmax(gain[:, words]), (gain.shape[0], len(words)))

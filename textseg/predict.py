@@ -164,6 +164,15 @@ def _clip_tokenizer():
     return SimpleTokenizer()
 
 
+START, END = "<start>", "<end>"
+"""How token_strings names CLIP's start-of-text and end-of-text markers."""
+
+
+def word_indices(tokens: Sequence[str]) -> list[int]:
+    """Positions of the prompt's words among token_strings: every token but the start and end markers."""
+    return [i for i, t in enumerate(tokens) if t not in (START, END)]
+
+
 def token_strings(ids: Sequence[int]) -> list[str]:
     """Readable CLIP tokens for ids up to and including end-of-text ("<start>", "segment", "crack", "<end>")."""
     tok = _clip_tokenizer()
@@ -171,9 +180,9 @@ def token_strings(ids: Sequence[int]) -> list[str]:
     words = []
     for i in map(int, ids):
         if i == start:
-            words.append("<start>")
+            words.append(START)
         elif i == end:
-            words.append("<end>")
+            words.append(END)
             break
         elif i == 0:
             break

@@ -25,6 +25,7 @@ from textseg import THRESHOLD
 from textseg.data.datasets import collect_split
 from textseg.data.images import to_rgb_array
 from textseg.measure import measure_mask
+from textseg.predict import word_indices
 from textseg.prompts import PROMPTS, canonical_prompt, prompt_class
 from textseg.viz import overlay, save_figure, upsample_attention
 
@@ -58,7 +59,7 @@ def png_bytes(image: np.ndarray, max_side: int = 384) -> bytes:
 
 def word_attention(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
     """Mean over heads and over the prompt's words (not <start>/<end>) of (heads, 196, 77) attention; (196,)."""
-    words = [i for i, t in enumerate(tokens) if t not in ("<start>", "<end>")] or list(range(len(tokens)))
+    words = word_indices(tokens) or list(range(len(tokens)))
     return np.asarray(attention, dtype=np.float32)[:, :, words].mean(axis=(0, 2))  # (196,)
 
 
