@@ -38,7 +38,7 @@ def test_token_contrast_separates_a_head_that_reads_the_word_on_defects() -> Non
     np.testing.assert_allclose(off[1], [1, 0, 0, 0])
     entry = {"prompt": "segment crack", "tokens": ["<start>", "segment", "crack", "<end>"], "defect": on, "other": off}
     assert defect_head(entry) == (1, 2)
-    assert token_contrast(attention, np.ones(196, bool)) == (None, None)  # no other cell to compare with
+    assert token_contrast(attention, np.ones(196, bool)) is None  # no other cell to compare with
     with pytest.raises(ValueError, match="does not match"):
         token_contrast(attention, np.zeros(100, bool))
 

@@ -17,6 +17,7 @@ from textseg.data.images import load_image
 from textseg.predict import word_indices
 from textseg.progress import progress_bar
 from textseg.prompts import canonical_prompt
+from textseg.viz import grid_side
 
 DEFECT_CELL_FRACTION: float = 0.1
 """A grid cell counts as a defect cell when at least this share of its pixels is defect in the target mask."""
@@ -24,21 +25,19 @@ DEFECT_CELL_FRACTION: float = 0.1
 
 def defect_cells(mask: np.ndarray, cells: int) -> np.ndarray:
     """(H, W) bool mask -> (cells,) bool over a square grid of `cells` cells (row-major, as the queries are)."""
-    side = int(round(np.sqrt(cells)))
-    if side * side != cells:
-        raise ValueError(f"{cells} attention cells do not make a square grid")
+    side = grid_side(cells)
     share = cv2.resize(np.asarray(mask, np.float32), (side, side), interpolation=cv2.INTER_AREA)  # defect share per cell
     return (share >= DEFECT_CELL_FRACTION).reshape(-1)
 
 
-def token_contrast(attention: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def token_contrast(attention: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Mean weight per head and token on defect cells and on the other cells: attention (heads, N, T), cells (N,) bool
     -> two (heads, T) arrays; None when the image has no cell of one kind."""
     attention = np.asarray(attention, np.float64)
     if attention.ndim != 3 or attention.shape[1] != cells.size:
         raise ValueError(f"attention {attention.shape} does not match {cells.size} cells")
     if cells.all() or not cells.any():
-        return None, None  # type: ignore[return-value]
+        return None
     return attention[:, cells].mean(axis=1), attention[:, ~cells].mean(axis=1)
 
 
@@ -56,9 +55,10 @@ def attention_contrast(segmenter: Any, samples: Sequence[Sample], progress: bool
         prompt = canonical_prompt(sample.cls)
         pred = segmenter.predict([load_image(sample.image)], prompt, return_attention=True)[0]
         n_tokens = len(pred.tokens)
-        on, off = token_contrast(pred.attention[:, :, :n_tokens], defect_cells(target, pred.attention.shape[1]))
-        if on is None:
+        contrast = token_contrast(pred.attention[:, :, :n_tokens], defect_cells(target, pred.attention.shape[1]))
+        if contrast is None:
             continue
+        on, off = contrast
         entry = sums.setdefault(sample.cls, {"prompt": prompt, "tokens": pred.tokens, "images": 0, "defect": 0.0, "other": 0.0})
         entry["images"] += 1
         entry["defect"] = entry["defect"] + on

@@ -83,13 +83,19 @@ def draw_outline(
     return out
 
 
+def grid_side(cells: int) -> int:
+    """Side of the square grid of `cells` attention cells (196 -> 14); ValueError when they make no square."""
+    side = int(round(np.sqrt(cells)))
+    if side * side != cells:
+        raise ValueError(f"{cells} attention cells do not make a square grid")
+    return side
+
+
 def upsample_attention(attention: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A (196,) or (14, 14) attention map resized bilinearly to `size` = (H, W); float32."""
     attn = np.asarray(attention, dtype=np.float32)
     if attn.ndim == 1:
-        side = int(round(np.sqrt(attn.size)))
-        if side * side != attn.size:
-            raise ValueError(f"attention of {attn.size} values is not a square grid")
+        side = grid_side(attn.size)
         attn = attn.reshape(side, side)  # (14, 14)
     if attn.ndim != 2:
         raise ValueError(f"attention must be (N,) or (h, w), got shape {attn.shape}")
