@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from textseg import CLASSES, THRESHOLD
+from textseg import CLASSES
 from textseg.config import DECODERS, DataConfig, ModelConfig, TrainConfig, to_dict
 from textseg.data.datasets import Sample, SegDataset, collect_split, list_samples, load_target, parse_data_specs
 from textseg.data.images import save_mask
@@ -51,7 +51,7 @@ from textseg.model.build import build_model
 from textseg.model.checkpoint import checkpoint_configs, load_checkpoint, save_checkpoint
 from textseg.model.decoder import build_decoder
 from textseg.model.encoders import build_encoders
-from textseg.prompts import all_prompts, canonical_prompt
+from textseg.prompts import all_prompts, canonical_prompt, class_thresholds_text
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO.parent / "shared" / "data" / "roboflow-sample"
@@ -427,7 +427,7 @@ def quality_markdown(results: dict[str, Any], minutes: float, roots: dict[str, P
     options = "".join(f" {a}" for a in extra)
     lines = [
         f"Quality: `textseg train --decoder D --max-minutes {minutes:g}{options}` (random ViT and CLIP, other settings default) on {where}; "
-        f"`textseg.evaluate` of best.pt on the held-out `valid` split (carved from train by photo group), threshold {THRESHOLD}, at each photo's size. "
+        f"`textseg.evaluate` of best.pt on the held-out `valid` split (carved from train by photo group), thresholds {class_thresholds_text()}, at each photo's size. "
         f"Targets for the default decoder: crack IoU >= {TARGETS['crack']:.2f}, taping IoU >= {TARGETS['taping']:.2f}, "
         f"negative-prompt FP <= {TARGETS['wrong_prompt']:.0%}.",
         "",

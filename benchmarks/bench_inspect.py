@@ -31,15 +31,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import REAL_SAMPLE, VENDORED_SAMPLE, append_results, machine_line  # noqa: E402
-
-from textseg import THRESHOLD  # noqa: E402
 from textseg.data.datasets import collect_split, load_target  # noqa: E402
 from textseg.data.images import load_image  # noqa: E402
 from textseg.engine.runtime import autocast  # noqa: E402
 from textseg.measure import measure_mask  # noqa: E402
 from textseg.metrics import MetricAccumulator  # noqa: E402
 from textseg.predict import TILE_SIZE, Segmenter, Tiling, predict_files, write_prediction  # noqa: E402
-from textseg.prompts import canonical_prompt  # noqa: E402
+from textseg.prompts import canonical_prompt, class_thresholds_text, threshold_for  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 TARGET_OVERHEAD = 1.15  # end to end / bare forward
@@ -62,7 +60,7 @@ def time_end_to_end(seg: Segmenter, photos: list[Path], prompt: str, batch_size:
     """Seconds for textseg predict's loop: read, encode, decode, upsample, write mask and overlay."""
     failed: list[str] = []
     start = time.perf_counter()
-    for img, rgb, pred in predict_files(seg, photos, prompt, THRESHOLD, batch_size, None, failed):
+    for img, rgb, pred in predict_files(seg, photos, prompt, None, batch_size, None, failed):
         write_prediction(pred, rgb, img, out)
     return time.perf_counter() - start
 
@@ -103,7 +101,7 @@ def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, r
             prob = seg.tiled_probability(photo, prompt, tiling)
             times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            measure_mask(prob > THRESHOLD, "crack")
+            measure_mask(prob > threshold_for(prompt), "crack")
             measures.append(time.perf_counter() - start)
         per_mp[mp] = min(times) / (width * height / 1e6)
         measure_share[mp] = min(measures) / min(times)
@@ -131,7 +129,7 @@ def tile_sweep(runs: list[Path], device: str, limit: int | None) -> str:
             prompt = canonical_prompt(sample.cls)
             for t in SWEEP_TILES:
                 prob = seg.tiled_probability(rgb, prompt, Tiling(t))
-                acc[t].setdefault(sample.cls, MetricAccumulator()).add(prob > THRESHOLD, target)
+                acc[t].setdefault(sample.cls, MetricAccumulator()).add(prob > threshold_for(prompt), target)
         for t in SWEEP_TILES:
             for cls, a in acc[t].items():
                 results[t].setdefault(cls, []).append(a.summary()["iou"])
@@ -171,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tile_sweep:
         body = tile_sweep(args.tile_sweep, args.device, args.limit)
         section = (f"## {stamp}: tile size on the validation carves (`benchmarks/bench_inspect.py --tile-sweep`)\n\n"
-                   f"{machine_line(device)}; runs {', '.join(f'`{r}`' for r in args.tile_sweep)}; threshold {THRESHOLD}, "
+                   f"{machine_line(device)}; runs {', '.join(f'`{r}`' for r in args.tile_sweep)}; thresholds {class_thresholds_text()}, "
                    f"IoU from counts summed over each carve's images, mean ± std over runs (each run listed).\n\n{body}")
         print(section)
         append_results(args.results, section)

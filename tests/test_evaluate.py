@@ -132,6 +132,26 @@ def test_known_metrics_per_class_and_prompt(roots: dict[str, Path], tmp_path: Pa
     assert report["checkpoint"] == "fake.pt"
 
 
+class FaintTapingSegmenter(FakeSegmenter):
+    """Draws the taping truth at 0.4: found at taping's default threshold (0.3), lost at 0.5."""
+
+    def decode(self, encoded: list[str], prompts: list[str]) -> tuple[list[np.ndarray], None]:
+        probs, _ = super().decode(encoded, prompts)
+        return [p * (0.4 / 0.6) if n.startswith("t") and q in PROMPTS["taping"] else p
+                for p, n, q in zip(probs, encoded, prompts)], None
+
+
+def test_each_class_is_scored_at_its_default_threshold_unless_one_is_given(roots: dict[str, Path]) -> None:
+    report = evaluate(FaintTapingSegmenter(), roots, "valid", None, progress=False)
+    assert report["thresholds"] == {"crack": 0.5, "taping": 0.3}
+    assert report["classes"]["taping"]["threshold"] == 0.3 and report["classes"]["taping"]["iou"] == 1.0
+    assert report["classes"]["crack"]["iou"] == 1.0  # at 0.5 the 0.35 false-positive band stays out
+    assert "threshold crack 0.5, taping 0.3;" in markdown_table(report)
+    fixed = evaluate(FaintTapingSegmenter(), roots, "valid", None, threshold=0.5, progress=False)
+    assert fixed["thresholds"] == {"crack": 0.5, "taping": 0.5} and fixed["classes"]["taping"]["iou"] == 0.0
+    assert "threshold 0.5;" in markdown_table(fixed)
+
+
 def test_each_image_encoded_once_and_every_prompt_decoded(roots: dict[str, Path]) -> None:
     fake = FakeSegmenter()
     report = evaluate(fake, roots, "valid", None, batch_size=2, all_negative_prompts=True, progress=False)
@@ -148,7 +168,7 @@ def test_report_files_keys_and_types(roots: dict[str, Path], tmp_path: Path) -> 
     evaluate(FakeSegmenter(), roots, "valid", out, progress=False)
     report = json.loads((out / "report.json").read_text())
     assert set(report) >= {"classes", "negative_fp_rate", "negative_fp_rate_per_class", "threshold_sweep", "split",
-                           "checkpoint", "n_images", "per_image", "threshold", "roots"}
+                           "checkpoint", "n_images", "per_image", "thresholds", "roots"}
     for cls in ("crack", "taping"):
         m = report["classes"][cls]
         for key in ("iou", "dice", "precision", "recall", "mean_image_iou", "best_threshold", "negative_fp_rate"):

@@ -51,6 +51,9 @@ def test_prediction_at_original_size_with_attention(seg: Segmenter) -> None:
     lower = pred.with_threshold(0.1)
     assert (lower.mask == (pred.prob > 0.1)).all() and lower.threshold == 0.1 and lower.prob is pred.prob
     assert seg.predict([wall_photo(50, 80)], "segment crack")[0].attention is None
+    crack, taping = seg.predict([wall_photo(50, 80)] * 2, ["segment crack", "segment taping area"])  # each prompt's default
+    assert (crack.threshold, taping.threshold) == (0.5, 0.3) and (taping.mask == (taping.prob > 0.3)).all()
+    assert pred.with_threshold(None).threshold == 0.5  # back to the prompt's default
     stats = pred.stats()
     assert stats["width"] == 80 and stats["height"] == 50
     assert stats["foreground_pixels"] == int(pred.mask.sum())

@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
-from textseg import CLASSES
-from textseg.prompts import PROMPTS, all_prompts, canonical_prompt, normalise_class, other_class, sample_prompt
+from textseg import CLASS_THRESHOLDS, CLASSES, THRESHOLD
+from textseg.prompts import PROMPTS, all_prompts, canonical_prompt, normalise_class, other_class, sample_prompt, threshold_for
 
 
 def test_prompt_lists_cover_both_classes_without_overlap():
@@ -43,3 +43,13 @@ def test_normalise_class_aliases():
     assert normalise_class("drywall") == normalise_class("joint") == "taping"
     with pytest.raises(ValueError, match="unknown class 'mold'"):
         normalise_class("mold")
+
+
+def test_threshold_for_gives_the_class_default_or_the_value_given() -> None:
+    assert threshold_for("segment crack") == CLASS_THRESHOLDS["crack"] == 0.5
+    assert threshold_for("segment taping area") == threshold_for("the drywall seams") == CLASS_THRESHOLDS["taping"] == 0.3
+    assert threshold_for("segment anything") == threshold_for("crack along the seam") == THRESHOLD  # no class, or both
+    assert threshold_for("segment taping area", 0.7) == 0.7 and threshold_for("x", 0) == 0.0
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
+            threshold_for("segment crack", bad)

@@ -19,8 +19,12 @@ MODEL_SIZE: int = 224
 textseg.config.INPUT_SIZE."""
 
 THRESHOLD: float = 0.5
-"""Probability above which a pixel is foreground: the default of prediction, evaluation, inspection and the
-playground, and the threshold of the validation masks during training."""
+"""Probability above which a pixel is foreground for a prompt that names no class (textseg.prompts.threshold_for)."""
+
+CLASS_THRESHOLDS: dict[str, float] = {"crack": 0.5, "taping": 0.3}
+"""The default threshold of each class's prompts in prediction, evaluation, inspection, the playground and the
+validation masks during training. Taping is lower because its labels are boxes around the seam, wider than the
+seam the model draws: at 0.3 its masks cover them better on every validation carve (benchmarks/RESULTS.md)."""
 
 _API = {
     "Segmenter": "textseg.predict", "Tiling": "textseg.predict", "train": "textseg.engine.train",

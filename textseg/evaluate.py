@@ -24,13 +24,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from textseg import THRESHOLD
+from textseg import CLASSES, THRESHOLD
 from textseg.data.datasets import add_data_arguments, collect_split, load_target, parse_data_specs
 from textseg.data.images import atomic_path, load_image, save_json
 from textseg.metrics import NEGATIVE_AREA, MetricAccumulator, format_metric
 from textseg.predict import Segmenter, add_segmenter_arguments
 from textseg.progress import progress_bar
-from textseg.prompts import PROMPTS, canonical_prompt, normalise_class, other_class
+from textseg.prompts import PROMPTS, canonical_prompt, class_thresholds_text, normalise_class, other_class, threshold_for
 from textseg.viz import draw_outline, image_grid, overlay
 
 logger = logging.getLogger(__name__)
@@ -72,9 +72,9 @@ def _fired(prob: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.array([(prob > t).mean() > NEGATIVE_AREA for t in grid])
 
 
-def _threshold_grid(thresholds: Sequence[float], threshold: float) -> list[float]:
-    """Sorted, validated thresholds including the report threshold."""
-    grid = sorted({round(float(t), 6) for t in thresholds} | {round(float(threshold), 6)})
+def _threshold_grid(thresholds: Sequence[float], reported: Sequence[float]) -> list[float]:
+    """Sorted, validated thresholds including the reported ones."""
+    grid = sorted({round(float(t), 6) for t in [*thresholds, *reported]})
     bad = [t for t in grid if not 0.0 <= t <= 1.0]
     if bad:
         raise ValueError(f"thresholds must be in [0, 1], got {bad}")
@@ -89,19 +89,22 @@ def evaluate(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     prompts: Mapping[str, Sequence[str]] | None = None,
     batch_size: int = 8,
-    threshold: float = THRESHOLD,
+    threshold: float | None = None,
     all_negative_prompts: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Metrics of `segmenter` on `split` of CLASS=ROOT datasets; writes report.json/report.md to out_dir if given."""
+    """Metrics of `segmenter` on `split` of CLASS=ROOT datasets; writes report.json/report.md to out_dir if given.
+    Each class's prompts are thresholded at `threshold`, or when None at the class's default (CLASS_THRESHOLDS),
+    as prediction does."""
     roots = {normalise_class(c): Path(r) for c, r in roots.items()}
     if not roots:
         raise ValueError("no datasets to evaluate; give --data CLASS=ROOT")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    grid_list = _threshold_grid(thresholds, threshold)
+    reported = {cls: threshold_for(canonical_prompt(cls), threshold) for cls in CLASSES}
+    grid_list = _threshold_grid(thresholds, list(reported.values()))
     grid = np.asarray(grid_list, dtype=np.float32)  # compared in float32, as Prediction.mask does
-    t_main = grid_list.index(round(float(threshold), 6))
+    t_of = {cls: grid_list.index(round(t, 6)) for cls, t in reported.items()}  # grid index of each class's threshold
     dc = segmenter.data_cfg
     samples = collect_split(roots, split, val_fraction=dc.val_fraction, seed=dc.seed)
     if not samples:
@@ -135,15 +138,15 @@ def evaluate(
                     neg[s.cls][prompt] += fired
                     if prompt == canonical_prompt(other_class(s.cls)):
                         rec["negative_prompt"] = prompt
-                        rec["negative_fraction"] = float((prob > grid[t_main]).mean())
+                        rec["negative_fraction"] = float((prob > grid[t_of[other_class(s.cls)]]).mean())
                     continue
-                own = pos[s.cls][prompt].add(prob, targets[j], grid)[t_main]
+                own = pos[s.cls][prompt].add(prob, targets[j], grid)[t_of[s.cls]]
                 rec["prompt_iou"][prompt] = own["iou"]
                 if prompt == pos_prompts[s.cls][0]:
                     rec.update(
                         iou=own["iou"],
                         dice=own["dice"],
-                        pred_fraction=float((prob > grid[t_main]).mean()),
+                        pred_fraction=float((prob > grid[t_of[s.cls]]).mean()),
                         target_fraction=float(targets[j].mean()),
                         max_prob=float(prob.max()),
                     )
@@ -152,7 +155,7 @@ def evaluate(
             per_image.append({"image": str(s.image), "class": s.cls, "prompt": pos_prompts[s.cls][0],
                               "height": int(rgb.shape[0]), "width": int(rgb.shape[1]), **rec})
 
-    report = _build_report(segmenter, split, grid_list, t_main, pos, neg, n_images, all_negative_prompts)
+    report = _build_report(segmenter, split, grid_list, t_of, pos, neg, n_images, all_negative_prompts)
     report["roots"] = {cls: str(root) for cls, root in roots.items()}
     report["per_image"] = per_image
     if out_dir is not None:
@@ -182,19 +185,21 @@ def _build_report(
     segmenter: Segmenter,
     split: str,
     grid: list[float],
-    t_main: int,
+    t_of: dict[str, int],
     pos: dict[str, dict[str, _PromptStats]],
     neg: dict[str, dict[str, np.ndarray]],
     n_images: dict[str, int],
     all_negative_prompts: bool,
 ) -> dict[str, Any]:
-    """Assemble the JSON report from accumulated counts."""
+    """Assemble the JSON report from accumulated counts; t_of: the grid index of each class's threshold (a negative
+    prompt is thresholded as its own class's prompts are)."""
     classes: dict[str, Any] = {}
     sweep: dict[str, Any] = {"thresholds": grid, "classes": {}}
     neg_rate: dict[str, float] = {}
     neg_per_prompt: dict[str, dict[str, float]] = {}
     for cls, stats in pos.items():
         n = max(n_images[cls], 1)
+        t_main, t_neg = t_of[cls], t_of[other_class(cls)]
         canonical = next(iter(stats))
         canon_neg = neg[cls][canonical_prompt(other_class(cls))]
         rows = [stats[canonical].at(t) for t in range(len(grid))]
@@ -202,26 +207,27 @@ def _build_report(
         best = int(np.argmax([-1.0 if v is None else v for v in ious]))  # undefined: nothing to find, nothing found
         entry = dict(stats[canonical].at(t_main))
         entry.update(
+            threshold=grid[t_main],
             best_threshold=grid[best],
             best_iou=ious[best],
             prompt_mean_iou=_mean_defined([s.at(t_main)["iou"] for s in stats.values()]),
-            negative_fp_rate=float(canon_neg[t_main] / n),
+            negative_fp_rate=float(canon_neg[t_neg] / n),
             n_images=n_images[cls],
             per_prompt={p: s.at(t_main) for p, s in stats.items()},
         )
         classes[cls] = entry
         sweep["classes"][cls] = {k: [r[k] for r in rows] for k in ("iou", "dice", "precision", "recall", "mean_image_iou")}
         sweep["classes"][cls]["negative_fp_rate"] = [float(v / n) for v in canon_neg]
-        neg_rate[cls] = float(canon_neg[t_main] / n)
-        neg_per_prompt[cls] = {p: float(v[t_main] / n) for p, v in neg[cls].items()}
+        neg_rate[cls] = float(canon_neg[t_neg] / n)
+        neg_per_prompt[cls] = {p: float(v[t_neg] / n) for p, v in neg[cls].items()}
     total = sum(n_images.values())
-    fired = sum(neg[c][canonical_prompt(other_class(c))][t_main] for c in pos)
+    fired = sum(neg[c][canonical_prompt(other_class(c))][t_of[other_class(c)]] for c in pos)
     report: dict[str, Any] = {
         "classes": classes,
         "negative_fp_rate": float(fired / total) if total else math.nan,
         "negative_fp_rate_per_class": neg_rate,
         "threshold_sweep": sweep,
-        "threshold": grid[t_main],
+        "thresholds": {cls: grid[t] for cls, t in t_of.items()},
         "negative_area": NEGATIVE_AREA,
         "split": split,
         "checkpoint": segmenter.checkpoint,
@@ -236,11 +242,25 @@ def _build_report(
 # --------------------------------------------------------------------------------------- output
 
 
+def report_thresholds(report: Mapping[str, Any]) -> dict[str, float]:
+    """The threshold each class's prompts were scored at; a report written before per-class thresholds has one."""
+    if "thresholds" in report:
+        return {cls: float(t) for cls, t in report["thresholds"].items()}
+    return dict.fromkeys(CLASSES, float(report.get("threshold", THRESHOLD)))
+
+
+def thresholds_text(report: Mapping[str, Any]) -> str:
+    """"0.5" when every class has one threshold, else "crack 0.5, taping 0.3"."""
+    values = report_thresholds(report)
+    if len(set(values.values())) == 1:
+        return f"{next(iter(values.values())):g}"
+    return ", ".join(f"{cls} {t:g}" for cls, t in values.items())
+
+
 def markdown_table(report: Mapping[str, Any]) -> str:
     """The class table and the per-prompt table of a report, as markdown."""
-    thr = report.get("threshold", THRESHOLD)
     lines = [
-        f"Split `{report['split']}`, checkpoint `{report.get('checkpoint')}`, threshold {thr:g}; "
+        f"Split `{report['split']}`, checkpoint `{report.get('checkpoint')}`, threshold {thresholds_text(report)}; "
         f"negative prompt fires when > {report.get('negative_area', NEGATIVE_AREA):.0%} of pixels are predicted.",
         "",
         "| class | images | IoU | mean image IoU | Dice | precision | recall | negative FP rate | best threshold (IoU) |",
@@ -320,7 +340,7 @@ def plot_cases(
     samples = collect_split({c: Path(r) for c, r in report["roots"].items()}, report["split"], dc.val_fraction, dc.seed)
     by_path = {str(s.image): s for s in samples}
     prompt = rows[0]["prompt"]
-    preds = segmenter.predict([r["image"] for r in rows], prompt, threshold=report.get("threshold", THRESHOLD))
+    preds = segmenter.predict([r["image"] for r in rows], prompt, threshold=report_thresholds(report)[cls])
     shown, titles = [], []
     for r, pred in zip(rows, preds):
         rgb = load_image(r["image"])
@@ -350,7 +370,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--split", default="valid", help="train | valid | test ('valid' of a root without one is the held-back part of train; default valid)")
     parser.add_argument("--out", type=Path, default=None, help="directory for report.json and report.md")
-    parser.add_argument("--threshold", type=float, default=THRESHOLD, help=f"threshold of the headline metrics (default {THRESHOLD})")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help=f"threshold of the headline metrics (default: each class's, {class_thresholds_text()})")
     parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS), help="sweep, comma-separated (default %(default)s)")
     parser.add_argument("--all-negative-prompts", action="store_true", help="try every prompt of the other class, not only its canonical one")
     parser.add_argument("--canonical-only", action="store_true", help="evaluate only each class's canonical prompt (faster)")
@@ -361,7 +382,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint and print the markdown table."""
     thresholds = _parse_thresholds(args.thresholds)
-    _threshold_grid(thresholds, args.threshold)
+    _threshold_grid(thresholds, [] if args.threshold is None else [args.threshold])
     segmenter = Segmenter.from_checkpoint(args.ckpt, args.device, args.visual_weights, args.text_weights)
     roots = _cli_roots(args, segmenter)
     report = evaluate(

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from textseg import CLASSES, THRESHOLD
+from textseg import CLASSES
 from textseg.data.images import ImageReadError, atomic_path, load_mask_values, save_json, save_mask, save_rgb
 from textseg.measure import (
     WIDTH_CLASSES,
@@ -47,7 +47,7 @@ from textseg.predict import (
     unreadable_error,
 )
 from textseg.progress import progress_bar
-from textseg.prompts import normalise_class, prompt_class
+from textseg.prompts import normalise_class, prompt_class, threshold_for
 from textseg.viz import inspection_summary_figure, labelled_overlay
 
 logger = logging.getLogger(__name__)
@@ -223,12 +223,14 @@ def measured_class(prompt: str, cls: str | None = None) -> str:
 
 def inspect_photos(
     seg: Segmenter, photos: Sequence[Path], prompt: str, out_dir: str | Path, cls: str | None = None,
-    settings: MeasureSettings = MeasureSettings(), threshold: float = THRESHOLD, tiling: Tiling | None = Tiling(),
+    settings: MeasureSettings = MeasureSettings(), threshold: float | None = None, tiling: Tiling | None = Tiling(),
     batch_size: int = 8, checkpoint: str | Path | None = None,
 ) -> InspectionReport:
     """Predict each photo (tiled by default), measure its defects, write its mask and labelled overlay, then
-    the folder's report.json, defects.csv and summary.png; unreadable photos are listed in report.failed."""
+    the folder's report.json, defects.csv and summary.png; unreadable photos are listed in report.failed.
+    `threshold` None: the prompt's default (textseg.prompts.threshold_for)."""
     cls = measured_class(prompt, cls)
+    threshold = threshold_for(prompt, threshold)
     context = {"prompt": prompt, "checkpoint": str(checkpoint or seg.checkpoint), "threshold": threshold,
                "tiling": None if tiling is None else {"size": tiling.size, "overlap": tiling.overlap}}
     report = InspectionReport(Path(out_dir), cls, settings, **context)

@@ -41,6 +41,7 @@ from textseg.model.build import build_model
 from textseg.model.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
 from textseg.model.decoder import gate_logits
 from textseg.progress import progress_bar
+from textseg.prompts import class_thresholds_text, threshold_for
 from textseg.viz import overlay
 
 logger = logging.getLogger(__name__)
@@ -87,9 +88,9 @@ class Prediction:
     tokens: list[str] = field(default_factory=list)  # prompt tokens, start and end markers included
     source: str = ""  # file path, or "array[i]"
 
-    def with_threshold(self, threshold: float) -> "Prediction":
-        """The same probabilities re-thresholded (no model work: for a threshold slider)."""
-        threshold = _check_threshold(threshold)
+    def with_threshold(self, threshold: float | None) -> "Prediction":
+        """The same probabilities re-thresholded (no model work: for a threshold slider); None: the prompt's default."""
+        threshold = threshold_for(self.prompt, threshold)
         return dataclasses.replace(self, mask=self.prob > threshold, threshold=threshold)
 
     def stats(self) -> dict[str, object]:
@@ -372,22 +373,23 @@ class Segmenter:
         self,
         encoded: EncodedImage | Sequence[EncodedImage],
         prompt: str | Sequence[str],
-        threshold: float = THRESHOLD,
+        threshold: float | None = None,
         return_attention: bool = False,
     ) -> Prediction | list[Prediction]:
-        """Predict from already-encoded image(s); one Prediction for one image, a list for a sequence."""
+        """Predict from already-encoded image(s); one Prediction for one image, a list for a sequence. `threshold`
+        None: each prompt's default (textseg.prompts.threshold_for)."""
         single = isinstance(encoded, EncodedImage)
         items = [encoded] if single else list(encoded)
         prompts = _pair_prompts(prompt, len(items))
-        threshold = _check_threshold(threshold)
+        thresholds = [threshold_for(p, threshold) for p in prompts]
         tokens = [t[2] for t in self.encode_prompts(prompts)]
         probs, attention = self.decode(items, prompts, return_attention)
         preds = [
             Prediction(
                 prob=p,
-                mask=p > threshold,
+                mask=p > thresholds[i],
                 prompt=check_prompt(prompts[i]),
-                threshold=threshold,
+                threshold=thresholds[i],
                 attention=None if attention is None else attention[i],
                 tokens=tokens[i],
                 source=items[i].source,
@@ -400,13 +402,14 @@ class Segmenter:
         self,
         images: Sequence[ImageInput] | ImageInput,
         prompts: str | Sequence[str],
-        threshold: float = THRESHOLD,
+        threshold: float | None = None,
         batch_size: int = 8,
         return_attention: bool = False,
         progress: bool = False,
         tiling: Tiling | None = None,
     ) -> list[Prediction]:
-        """Segment images with one prompt for all, or one prompt per image; batched encode and decode.
+        """Segment images with one prompt for all, or one prompt per image; batched encode and decode. `threshold`
+        None: each prompt's default (textseg.prompts.threshold_for: 0.5 for cracks, 0.3 for taping).
 
         With `tiling`, each photo is segmented at full resolution in overlapping tiles (see tiled_probability);
         attention maps are not available then.
@@ -416,7 +419,7 @@ class Segmenter:
         images = list(images)
         prompt_list = _pair_prompts(prompts, len(images))
         self.encode_prompts(prompt_list)  # validates and caches every prompt before any image work
-        threshold = _check_threshold(threshold)
+        thresholds = [threshold_for(p, threshold) for p in prompt_list]
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         out: list[Prediction] = []
@@ -425,7 +428,7 @@ class Segmenter:
                 raise ValueError("attention maps come from one model input; predict without tiling to get them")
             for i, image in enumerate(progress_bar(images, desc="predict", unit="photo", disable=not progress or len(images) < 2)):
                 prob = self.tiled_probability(image, prompt_list[i], tiling, progress=progress)
-                out.append(Prediction(prob=prob, mask=prob > threshold, prompt=check_prompt(prompt_list[i]), threshold=threshold,
+                out.append(Prediction(prob=prob, mask=prob > thresholds[i], prompt=check_prompt(prompt_list[i]), threshold=thresholds[i],
                                       tokens=self.encode_prompt(prompt_list[i])[2], source=_source_name(image, i)))
             return out
         starts = range(0, len(images), batch_size)
@@ -467,14 +470,6 @@ def _pair_prompts(prompts: str | Sequence[str], n: int) -> list[str]:
     if len(prompts) != n:
         raise ValueError(f"{len(prompts)} prompts for {n} images; give one prompt, or one per image")
     return prompts
-
-
-def _check_threshold(threshold: float) -> float:
-    """The threshold as a float in [0, 1]."""
-    value = float(threshold)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------- CLI
@@ -531,7 +526,9 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
     """Prompt, checkpoint, threshold, batching, tiling and device (predict, inspect)."""
     parser.add_argument("--prompt", required=True, help='what to segment, e.g. "segment crack"')
     parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
-    parser.add_argument("--threshold", type=float, default=THRESHOLD, help=f"probability above which a pixel is foreground (default {THRESHOLD})")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help=f"probability above which a pixel is foreground (default: the prompt's class's, {class_thresholds_text()}; "
+                             f"{THRESHOLD} for a prompt that names no class)")
     parser.add_argument("--batch-size", type=int, default=8, help="images (or tiles, with --tile) per forward pass (default 8)")
     parser.add_argument("--tile", action="store_true", help="segment at full resolution in overlapping tiles (large photos)")
     parser.add_argument("--tile-size", type=int, default=None,
@@ -561,7 +558,7 @@ def check_output_stems(images: Sequence[Path]) -> list[Path]:
 def prepare_prediction(args: argparse.Namespace) -> tuple[Segmenter, str, list[Path], Tiling | None]:
     """Check the shared prediction arguments, then load the model: every argument error comes before any model work."""
     prompt = check_prompt(args.prompt)
-    _check_threshold(args.threshold)
+    threshold_for(prompt, args.threshold)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     tiling = Tiling(args.tile_size, args.overlap, args.batch_size) if args.tile else None
@@ -572,7 +569,7 @@ def prepare_prediction(args: argparse.Namespace) -> tuple[Segmenter, str, list[P
 
 
 def predict_files(
-    seg: Segmenter, images: Sequence[Path], prompt: str, threshold: float, batch_size: int, tiling: Tiling | None,
+    seg: Segmenter, images: Sequence[Path], prompt: str, threshold: float | None, batch_size: int, tiling: Tiling | None,
     failed: list[str],
 ) -> Iterator[tuple[Path, np.ndarray, Prediction]]:
     """(path, upright RGB, prediction) per readable image, in batches (one photo at a time with tiling); the
@@ -614,7 +611,7 @@ def run_cli(args: argparse.Namespace) -> int:
     if written:
         mode = f", tiles of {tiling.size or 'auto'} px" if tiling else ""
         shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
-        print(f"prompt {shown!r}, threshold {args.threshold}{mode}: wrote masks and overlays for {written} of {len(images)} images to {args.out}")
+        print(f"prompt {shown!r}, threshold {threshold_for(prompt, args.threshold):g}{mode}: wrote masks and overlays for {written} of {len(images)} images to {args.out}")
     if failed:
         raise unreadable_error(failed, len(images))
     return 0

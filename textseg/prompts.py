@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from textseg import CLASSES
+from textseg import CLASS_THRESHOLDS, CLASSES, THRESHOLD
 
 PROMPTS: dict[str, tuple[str, ...]] = {
     "crack": (
@@ -61,6 +61,23 @@ def prompt_class(prompt: str) -> str | None:
             return cls
     named = {CLASS_ALIASES[w] for w in text.replace(",", " ").split() if w in CLASS_ALIASES}
     return named.pop() if len(named) == 1 else None
+
+
+def threshold_for(prompt: str, threshold: float | None = None) -> float:
+    """`threshold` when given (checked to lie in [0, 1]); otherwise the default of the class the prompt names
+    (CLASS_THRESHOLDS), or THRESHOLD when it names none or both."""
+    if threshold is None:
+        cls = prompt_class(prompt)
+        return CLASS_THRESHOLDS[cls] if cls is not None else THRESHOLD
+    value = float(threshold)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return value
+
+
+def class_thresholds_text() -> str:
+    """The default thresholds for a help text: "crack 0.5, taping 0.3"."""
+    return ", ".join(f"{cls} {t:g}" for cls, t in CLASS_THRESHOLDS.items())
 
 
 def _check(cls: str) -> str:

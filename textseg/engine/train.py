@@ -33,7 +33,7 @@ from torch import nn
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from textseg import CLASSES, THRESHOLD
+from textseg import CLASSES
 from textseg.config import CACHE_MODES, DataConfig, ModelConfig, TrainConfig, add_config_arguments, check_image_size, from_dict, to_dict, values_from_args
 from textseg.data.augment import IDENTITY, augment_batch
 from textseg.data.datasets import SegDataset, add_data_arguments, collect_split, parse_data_specs
@@ -48,7 +48,7 @@ from textseg.metrics import NEGATIVE_AREA, dice, iou
 from textseg.model.build import build_model
 from textseg.model.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
 from textseg.progress import progress_bar
-from textseg.prompts import all_prompts, canonical_prompt, other_class
+from textseg.prompts import all_prompts, canonical_prompt, other_class, threshold_for
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,8 @@ def validate(
         labels = class_labels(classes * 2, classes + [other_class(c) for c in classes], has_mask).to(device)
         sums["loss"] += float(decoder_loss(logits, targets, aux, labels)) * len(targets)
         sums["pairs"] += len(targets)
-        pred = (logits.sigmoid() > THRESHOLD).flatten(1)  # (2B, H*W)
+        cutoff = torch.tensor([threshold_for(p) for p in prompts], device=device)  # each prompt's default, as prediction uses
+        pred = (logits.sigmoid().flatten(1) > cutoff[:, None])  # (2B, H*W)
         pos, neg, target = pred[: len(classes)], pred[len(classes) :], masks.flatten(1) > 0.5
         counts = torch.stack([
             (pos & target).sum(1), (pos & ~target).sum(1), (~pos & target).sum(1),

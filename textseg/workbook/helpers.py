@@ -19,7 +19,7 @@ from matplotlib.patches import Polygon, Rectangle
 import matplotlib.pyplot as plt
 import numpy as np
 
-from textseg import CLASSES, THRESHOLD
+from textseg import CLASSES
 from textseg.data.datasets import SPLITS, available_splits, collect_split, list_samples, load_target
 from textseg.data.duplicates import find_near_duplicates
 from textseg.data.images import image_size, load_image, load_mask, save_mask, save_rgb
@@ -27,7 +27,7 @@ from textseg.data.labels import extract_masks, parse_yolo_file, read_coco
 from textseg.data.synth import ROOT_NAMES, generate
 from textseg.engine.runs import best_epoch, read_history
 from textseg.engine.train import train
-from textseg.evaluate import evaluate
+from textseg.evaluate import evaluate, thresholds_text
 from textseg.measure import measure_mask
 from textseg.predict import Segmenter
 from textseg.viz import CLASS_COLORS, draw_outline, image_grid, overlay, plot_training_curves, save_figure  # noqa: F401 - also the notebooks' nb.save_figure
@@ -391,7 +391,7 @@ def pick_examples(roots: dict[str, str | Path], split: str, per_class: int = 1, 
 
 
 def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: str | Path | None = None,
-                       threshold: float = THRESHOLD, credit: bool = True) -> tuple[Any, list[dict[str, float]]]:
+                       threshold: float | None = None, credit: bool = True) -> tuple[Any, list[dict[str, float]]]:
     """One row per prompt on one image: probability, mask vs truth, attention to the prompt's words."""
     rgb, target = load_image(sample.image), load_target(sample)
     encoded = segmenter.encode_image(rgb)
@@ -430,7 +430,7 @@ def plot_per_prompt(report: dict[str, Any], path: str | Path | None = None) -> A
             colours.append(CLASS_COLORS.get(cls, "gray"))
     axes[0].bar_label(axes[0].barh(labels, values, color=colours), fmt="%.2f", fontsize=7, padding=2)
     axes[0].set_xlabel("IoU (dataset level)")
-    axes[0].set_title(f"IoU per prompt at threshold {report.get('threshold', THRESHOLD):g}")
+    axes[0].set_title(f"IoU per prompt at threshold {thresholds_text(report)}")
     neg_labels = [f"{cls} images: {p}" for cls in classes for p in negatives.get(cls, {})]
     neg_values = [v for cls in classes for v in negatives.get(cls, {}).values()]
     axes[1].bar_label(axes[1].barh(neg_labels, neg_values, color="tab:gray"), fmt="%.2f", fontsize=7, padding=2)

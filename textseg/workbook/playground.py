@@ -21,12 +21,11 @@ from matplotlib import colormaps
 import matplotlib.pyplot as plt
 import numpy as np
 
-from textseg import THRESHOLD
 from textseg.data.datasets import collect_split
 from textseg.data.images import to_rgb_array
 from textseg.measure import measure_mask
 from textseg.predict import word_indices
-from textseg.prompts import PROMPTS, canonical_prompt, prompt_class
+from textseg.prompts import PROMPTS, canonical_prompt, prompt_class, threshold_for
 from textseg.viz import overlay, save_figure, upsample_attention
 
 logger = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ class Playground:
     """Widgets plus the state behind them: encoded images, decoded prompts, the current view."""
 
     def __init__(self, segmenter: Any, images: Mapping[str, str | Path] | Sequence[str | Path],
-                 prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float = THRESHOLD,
+                 prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float | None = None,
                  max_side: int = 384) -> None:
         import ipywidgets as W
 
@@ -100,7 +99,8 @@ class Playground:
                              placeholder="e.g. segment crack", layout=W.Layout(width="420px"))
         self.preset = W.Dropdown(options=[("(preset prompts)", "")] + [(p, p) for p in presets], value="",
                                  description="presets", layout=W.Layout(width="300px"))
-        self.threshold = W.FloatSlider(value=threshold, min=0.01, max=0.99, step=0.01, description="threshold",
+        # The slider starts at the first prompt's default (textseg.prompts.threshold_for) and then stays where the user puts it.
+        self.threshold = W.FloatSlider(value=threshold_for(first, threshold), min=0.01, max=0.99, step=0.01, description="threshold",
                                        readout_format=".2f", continuous_update=True)
         panel = dict(max_width="32%", border="1px solid #bbb", margin="2px")  # a white (all-foreground) mask stays visible
         self.mask_view = W.Image(format="png", layout=W.Layout(**panel))
@@ -227,7 +227,7 @@ class Playground:
 
 
 def build_playground(segmenter: Any, image_paths: Mapping[str, str | Path] | Sequence[str | Path],
-                     prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float = THRESHOLD,
+                     prompts: Sequence[str] | None = None, prompt: str | None = None, threshold: float | None = None,
                      max_side: int = 384) -> Any:
     """The playground's root ipywidgets.VBox (class "play-ui"); its `.playground` holds the state and `update`."""
     return Playground(segmenter, image_paths, prompts, prompt, threshold, max_side).ui
