@@ -51,7 +51,7 @@ from textseg.model.build import build_model
 from textseg.model.checkpoint import checkpoint_configs, load_checkpoint, save_checkpoint
 from textseg.model.decoder import build_decoder
 from textseg.model.encoders import build_encoders
-from textseg.prompts import all_prompts, canonical_prompt, class_thresholds_text
+from textseg.prompts import all_prompts, canonical_prompt, thresholds_text
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO.parent / "shared" / "data" / "roboflow-sample"
@@ -427,7 +427,7 @@ def quality_markdown(results: dict[str, Any], minutes: float, roots: dict[str, P
     options = "".join(f" {a}" for a in extra)
     lines = [
         f"Quality: `textseg train --decoder D --max-minutes {minutes:g}{options}` (random ViT and CLIP, other settings default) on {where}; "
-        f"`textseg.evaluate` of best.pt on the held-out `valid` split (carved from train by photo group), thresholds {class_thresholds_text()}, at each photo's size. "
+        f"`textseg.evaluate` of best.pt on the held-out `valid` split (carved from train by photo group), thresholds {thresholds_text()}, at each photo's size. "
         f"Targets for the default decoder: crack IoU >= {TARGETS['crack']:.2f}, taping IoU >= {TARGETS['taping']:.2f}, "
         f"negative-prompt FP <= {TARGETS['wrong_prompt']:.0%}.",
         "",

@@ -37,7 +37,7 @@ from textseg.engine.runtime import autocast  # noqa: E402
 from textseg.measure import measure_mask  # noqa: E402
 from textseg.metrics import MetricAccumulator  # noqa: E402
 from textseg.predict import TILE_SIZE, Segmenter, Tiling, predict_files, write_prediction  # noqa: E402
-from textseg.prompts import canonical_prompt, class_thresholds_text, threshold_for  # noqa: E402
+from textseg.prompts import canonical_prompt, threshold_for, thresholds_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 TARGET_OVERHEAD = 1.15  # end to end / bare forward
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tile_sweep:
         body = tile_sweep(args.tile_sweep, args.device, args.limit)
         section = (f"## {stamp}: tile size on the validation carves (`benchmarks/bench_inspect.py --tile-sweep`)\n\n"
-                   f"{machine_line(device)}; runs {', '.join(f'`{r}`' for r in args.tile_sweep)}; thresholds {class_thresholds_text()}, "
+                   f"{machine_line(device)}; runs {', '.join(f'`{r}`' for r in args.tile_sweep)}; thresholds {thresholds_text()}, "
                    f"IoU from counts summed over each carve's images, mean ± std over runs (each run listed).\n\n{body}")
         print(section)
         append_results(args.results, section)

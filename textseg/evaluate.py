@@ -30,7 +30,7 @@ from textseg.data.images import atomic_path, load_image, save_json
 from textseg.metrics import NEGATIVE_AREA, MetricAccumulator, format_metric
 from textseg.predict import Segmenter, add_segmenter_arguments
 from textseg.progress import progress_bar
-from textseg.prompts import PROMPTS, canonical_prompt, class_thresholds_text, normalise_class, other_class, threshold_for
+from textseg.prompts import PROMPTS, canonical_prompt, normalise_class, other_class, threshold_for, thresholds_text
 from textseg.viz import draw_outline, image_grid, overlay
 
 logger = logging.getLogger(__name__)
@@ -249,18 +249,10 @@ def report_thresholds(report: Mapping[str, Any]) -> dict[str, float]:
     return dict.fromkeys(CLASSES, float(report.get("threshold", THRESHOLD)))
 
 
-def thresholds_text(report: Mapping[str, Any]) -> str:
-    """"0.5" when every class has one threshold, else "crack 0.5, taping 0.3"."""
-    values = report_thresholds(report)
-    if len(set(values.values())) == 1:
-        return f"{next(iter(values.values())):g}"
-    return ", ".join(f"{cls} {t:g}" for cls, t in values.items())
-
-
 def markdown_table(report: Mapping[str, Any]) -> str:
     """The class table and the per-prompt table of a report, as markdown."""
     lines = [
-        f"Split `{report['split']}`, checkpoint `{report.get('checkpoint')}`, threshold {thresholds_text(report)}; "
+        f"Split `{report['split']}`, checkpoint `{report.get('checkpoint')}`, threshold {thresholds_text(report_thresholds(report))}; "
         f"negative prompt fires when > {report.get('negative_area', NEGATIVE_AREA):.0%} of pixels are predicted.",
         "",
         "| class | images | IoU | mean image IoU | Dice | precision | recall | negative FP rate | best threshold (IoU) |",
@@ -371,7 +363,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="valid", help="train | valid | test ('valid' of a root without one is the held-back part of train; default valid)")
     parser.add_argument("--out", type=Path, default=None, help="directory for report.json and report.md")
     parser.add_argument("--threshold", type=float, default=None,
-                        help=f"threshold of the headline metrics (default: each class's, {class_thresholds_text()})")
+                        help=f"threshold of the headline metrics (default: each class's, {thresholds_text()})")
     parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS), help="sweep, comma-separated (default %(default)s)")
     parser.add_argument("--all-negative-prompts", action="store_true", help="try every prompt of the other class, not only its canonical one")
     parser.add_argument("--canonical-only", action="store_true", help="evaluate only each class's canonical prompt (faster)")

@@ -41,7 +41,7 @@ from textseg.model.build import build_model
 from textseg.model.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
 from textseg.model.decoder import gate_logits
 from textseg.progress import progress_bar
-from textseg.prompts import class_thresholds_text, threshold_for
+from textseg.prompts import threshold_for, thresholds_text
 from textseg.viz import overlay
 
 logger = logging.getLogger(__name__)
@@ -527,7 +527,7 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", required=True, help='what to segment, e.g. "segment crack"')
     parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
     parser.add_argument("--threshold", type=float, default=None,
-                        help=f"probability above which a pixel is foreground (default: the prompt's class's, {class_thresholds_text()}; "
+                        help=f"probability above which a pixel is foreground (default: the prompt's class's, {thresholds_text()}; "
                              f"{THRESHOLD} for a prompt that names no class)")
     parser.add_argument("--batch-size", type=int, default=8, help="images (or tiles, with --tile) per forward pass (default 8)")
     parser.add_argument("--tile", action="store_true", help="segment at full resolution in overlapping tiles (large photos)")

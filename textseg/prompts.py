@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Mapping
 
 from textseg import CLASS_THRESHOLDS, CLASSES, THRESHOLD
 
@@ -75,9 +76,12 @@ def threshold_for(prompt: str, threshold: float | None = None) -> float:
     return value
 
 
-def class_thresholds_text() -> str:
-    """The default thresholds for a help text: "crack 0.5, taping 0.3"."""
-    return ", ".join(f"{cls} {t:g}" for cls, t in CLASS_THRESHOLDS.items())
+def thresholds_text(thresholds: Mapping[str, float] = CLASS_THRESHOLDS) -> str:
+    """Thresholds per class as text: "crack 0.5, taping 0.3", or "0.5" when every class has the same one."""
+    values = set(thresholds.values())
+    if len(values) == 1:
+        return f"{values.pop():g}"
+    return ", ".join(f"{cls} {t:g}" for cls, t in thresholds.items())
 
 
 def _check(cls: str) -> str:

@@ -27,9 +27,10 @@ from textseg.data.labels import extract_masks, parse_yolo_file, read_coco
 from textseg.data.synth import ROOT_NAMES, generate
 from textseg.engine.runs import best_epoch, read_history
 from textseg.engine.train import train
-from textseg.evaluate import evaluate, thresholds_text
+from textseg.evaluate import evaluate, report_thresholds
 from textseg.measure import measure_mask
 from textseg.predict import Segmenter
+from textseg.prompts import thresholds_text
 from textseg.viz import CLASS_COLORS, draw_outline, image_grid, overlay, plot_training_curves, save_figure  # noqa: F401 - also the notebooks' nb.save_figure
 from textseg.workbook.playground import attention_heatmap, word_attention
 
@@ -430,7 +431,7 @@ def plot_per_prompt(report: dict[str, Any], path: str | Path | None = None) -> A
             colours.append(CLASS_COLORS.get(cls, "gray"))
     axes[0].bar_label(axes[0].barh(labels, values, color=colours), fmt="%.2f", fontsize=7, padding=2)
     axes[0].set_xlabel("IoU (dataset level)")
-    axes[0].set_title(f"IoU per prompt at threshold {thresholds_text(report)}")
+    axes[0].set_title(f"IoU per prompt at threshold {thresholds_text(report_thresholds(report))}")
     neg_labels = [f"{cls} images: {p}" for cls in classes for p in negatives.get(cls, {})]
     neg_values = [v for cls in classes for v in negatives.get(cls, {}).values()]
     axes[1].bar_label(axes[1].barh(neg_labels, neg_values, color="tab:gray"), fmt="%.2f", fontsize=7, padding=2)
