@@ -1,8 +1,9 @@
 """Inspection benchmarks: where prediction time goes, tiled cost per megapixel, measurement cost, tile scale.
 
 Speed (one run, ratios within it), on real photos with a trained or untrained checkpoint:
-- end to end (read, encode, decode, resize, write mask and overlay: `textseg predict`'s loop) against the bare
-  forward of the same model (`Segmenter._forward`) on the same batches, already in tensors;
+- end to end (read, encode, decode, resize, write mask and overlay: `textseg predict`'s loop; and with masks only,
+  `--no-overlay`) against the bare forward of the same model (`Segmenter._forward`) on the same batches, already in
+  tensors;
 - tiled prediction time per megapixel at 1, 4 and 12 MP (one real photo resized; `--tile-size` photo pixels per tile);
 - measurement (`textseg.measure.measure_mask`) of each tiled prediction against the prediction's time.
 
@@ -56,12 +57,12 @@ def crack_photos(n: int) -> list[Path]:
     return photos[:n]
 
 
-def time_end_to_end(seg: Segmenter, photos: list[Path], prompt: str, batch_size: int, out: Path) -> float:
-    """Seconds for textseg predict's loop: read, encode, decode, upsample, write mask and overlay."""
+def time_end_to_end(seg: Segmenter, photos: list[Path], prompt: str, batch_size: int, out: Path, with_overlay: bool = True) -> float:
+    """Seconds for textseg predict's loop: read, encode, decode, upsample, write the mask (and the overlay)."""
     failed: list[str] = []
     start = time.perf_counter()
     for img, rgb, pred in predict_files(seg, photos, prompt, None, batch_size, None, failed):
-        write_prediction(pred, rgb, img, out)
+        write_prediction(pred, rgb, img, out, with_overlay)
     return time.perf_counter() - start
 
 
@@ -81,13 +82,18 @@ def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, r
     """The three speed ratios as a markdown section."""
     prompt = canonical_prompt("crack")
     seg.encode_prompt(prompt)
+    e2e = {}
     with tempfile.TemporaryDirectory() as tmp:
         time_end_to_end(seg, photos[:batch_size], prompt, batch_size, Path(tmp))  # warm-up
-        e2e = min(time_end_to_end(seg, photos, prompt, batch_size, Path(tmp)) for _ in range(repeats))
+        for with_overlay in (True, False):
+            e2e[with_overlay] = min(time_end_to_end(seg, photos, prompt, batch_size, Path(tmp), with_overlay) for _ in range(repeats))
     bare = min(time_bare_forward(seg, photos, prompt, batch_size) for _ in range(repeats))
-    overhead = e2e / bare
-    rows = [f"| end to end vs bare forward ({len(photos)} photos of 640 px, batch {batch_size}) | {e2e:.2f} s vs {bare:.2f} s "
-            f"| {overhead:.2f}x | <= {TARGET_OVERHEAD}x: {'met' if overhead <= TARGET_OVERHEAD else 'NOT met'} |"]
+    rows = []
+    for with_overlay, what in ((True, "mask and overlay PNGs"), (False, "mask PNGs only, `--no-overlay`")):
+        overhead = e2e[with_overlay] / bare
+        rows.append(f"| end to end ({what}) vs bare forward ({len(photos)} photos of 640 px, batch {batch_size}) | "
+                    f"{e2e[with_overlay]:.2f} s vs {bare:.2f} s | {overhead:.2f}x | "
+                    f"<= {TARGET_OVERHEAD}x: {'met' if overhead <= TARGET_OVERHEAD else 'NOT met'} |")
     base = np.asarray(Image.open(photos[0]).convert("RGB"))
     per_mp, measure_share = {}, {}
     tiling = Tiling(tile_size, batch_size=batch_size)

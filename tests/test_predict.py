@@ -206,6 +206,17 @@ def test_cli_writes_original_size_mask_and_red_overlay(seg: Segmenter, ckpt: Pat
     assert "for 2 of 2 images" in stdout
 
 
+def test_cli_no_overlay_writes_masks_only(ckpt: Path, tmp_path: Path, capsys) -> None:
+    a = _save(tmp_path, "wall_a.jpg", 50, 80, 0)
+    out = tmp_path / "out"
+    code, stdout, err = _run(["predict", str(a), "--prompt", "segment crack", "--ckpt", str(ckpt), "--out", str(out),
+                              "--device", "cpu", "--no-overlay"], capsys)
+    assert code == 0, err
+    assert [p.name for p in out.iterdir()] == ["wall_a_mask.png"]
+    assert Image.open(out / "wall_a_mask.png").size == (80, 50)
+    assert "wrote masks for 1 of 1 images" in stdout
+
+
 def test_cli_bad_images_skipped_and_reported(ckpt: Path, tmp_path: Path, capsys) -> None:
     good = _save(tmp_path, "good.png")
     corrupt = tmp_path / "corrupt.jpg"

@@ -105,10 +105,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def save_mask(mask: np.ndarray, path: str | Path) -> None:
-    """Write a bool/0-1/0-255 mask as a single-channel 0/255 PNG, atomically."""
+    """Write a bool/0-1/0-255 mask as a single-channel 0/255 PNG, atomically (zlib level 1, as save_rgb: a
+    two-valued image compresses nearly as well, in half the time)."""
     arr = (np.asarray(mask) > 0).astype(np.uint8) * 255
     with atomic_path(path) as tmp:
-        Image.fromarray(arr, mode="L").save(tmp, format="PNG")
+        Image.fromarray(arr, mode="L").save(tmp, format="PNG", compress_level=1)
 
 
 def save_rgb(image: np.ndarray, path: str | Path, quality: int = 95) -> None:
