@@ -82,16 +82,16 @@ def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, r
     """The three speed ratios as a markdown section."""
     prompt = canonical_prompt("crack")
     seg.encode_prompt(prompt)
-    e2e: dict[bool, list[float]] = {True: [], False: []}
-    bares = []
+    e2e_runs: dict[bool, list[float]] = {True: [], False: []}  # with overlay -> seconds per repeat
+    bare_runs = []
     with tempfile.TemporaryDirectory() as tmp:
         time_end_to_end(seg, photos[:batch_size], prompt, batch_size, Path(tmp))  # warm-up
         for _ in range(repeats):  # interleaved, so a shared machine's drift reaches all three alike
             for with_overlay in (True, False):
-                e2e[with_overlay].append(time_end_to_end(seg, photos, prompt, batch_size, Path(tmp), with_overlay))
-            bares.append(time_bare_forward(seg, photos, prompt, batch_size))
-    bare = min(bares)
-    e2e = {k: min(v) for k, v in e2e.items()}
+                e2e_runs[with_overlay].append(time_end_to_end(seg, photos, prompt, batch_size, Path(tmp), with_overlay))
+            bare_runs.append(time_bare_forward(seg, photos, prompt, batch_size))
+    bare = min(bare_runs)
+    e2e = {k: min(v) for k, v in e2e_runs.items()}
     rows = []
     for with_overlay, what in ((True, "mask and overlay PNGs"), (False, "mask PNGs only, `--no-overlay`")):
         overhead = e2e[with_overlay] / bare

@@ -500,11 +500,10 @@ def write_prediction(
     """Write the mask PNG and, `with_overlay`, the overlay PNG, atomically; if the second write fails, the first is
     removed. Returns both paths (None for an overlay not written)."""
     mask_path, overlay_path = output_paths(image, out_dir)
-    if not with_overlay:
-        save_mask(pred.mask, mask_path)
-        return mask_path, None
-    shown = overlay(rgb, pred.mask)
+    shown = overlay(rgb, pred.mask) if with_overlay else None  # drawn first: a bad image leaves no mask behind
     save_mask(pred.mask, mask_path)
+    if shown is None:
+        return mask_path, None
     try:
         save_rgb(shown, overlay_path)
     except BaseException:
