@@ -7,6 +7,10 @@ Speed (one run, ratios within it), on real photos with a trained or untrained ch
 - tiled prediction time per megapixel at 1, 4 and 12 MP (one real photo resized; `--tile-size` photo pixels per tile);
 - measurement (`textseg.measure.measure_mask`) of each tiled prediction against the prediction's time.
 
+Batching (`--ckpt CK --batching 1 8 32`, in place of the speed ratios): time per photo of the bare forward and of
+end to end (masks only) at each batch size, against the smallest; worth measuring on a GPU, where the model is not
+compute-bound at batch 1.
+
 Tile scale (`--tile-sweep RUN [RUN ...]`): IoU per class on each run's own validation carve when each
 640-px photo is predicted whole and in tiles of 448, 320 and 224 photo pixels (the model then sees the
 defects 1.43x, 2x and 2.86x larger than in training, with the photo's real detail, not upsampled).
@@ -31,7 +35,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import REAL_SAMPLE, VENDORED_SAMPLE, append_results, machine_line  # noqa: E402
+from bench import REAL_SAMPLE, VENDORED_SAMPLE, append_results, machine_line, sync  # noqa: E402
 from textseg.data.datasets import collect_split, load_target  # noqa: E402
 from textseg.data.images import load_image  # noqa: E402
 from textseg.engine.runtime import autocast  # noqa: E402
@@ -75,6 +79,7 @@ def time_bare_forward(seg: Segmenter, photos: list[Path], prompt: str, batch_siz
             with autocast(seg.device, seg.dtype):
                 seg.visual(torch.stack([e.image for e in encoded]))
         seg._forward(encoded, [prompt] * len(encoded))
+    sync(seg.device)  # CUDA queues the work: wait for it
     return time.perf_counter() - start
 
 
@@ -124,6 +129,28 @@ def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, r
     return "\n".join(["| what | time | ratio | target |", "|---|---|---|---|", *rows]) + "\n"
 
 
+def batching(seg: Segmenter, photos: list[Path], batch_sizes: list[int], repeats: int) -> str:
+    """Time per photo at each batch size, bare forward and end to end (masks only), against the smallest batch."""
+    prompt = canonical_prompt("crack")
+    seg.encode_prompt(prompt)
+    bare: dict[int, list[float]] = {b: [] for b in batch_sizes}
+    e2e: dict[int, list[float]] = {b: [] for b in batch_sizes}
+    with tempfile.TemporaryDirectory() as tmp:
+        for b in batch_sizes:  # warm-up: kernels and allocator pools for every batch shape
+            time_bare_forward(seg, photos[:b], prompt, b)
+        for _ in range(repeats):  # interleaved, so drift reaches every batch size alike
+            for b in batch_sizes:
+                bare[b].append(time_bare_forward(seg, photos, prompt, b) / len(photos))
+                e2e[b].append(time_end_to_end(seg, photos, prompt, b, Path(tmp), with_overlay=False) / len(photos))
+    one = min(batch_sizes)
+    lines = [f"| batch | bare forward (ms/photo) | vs batch {one} | end to end, masks only (ms/photo) | vs batch {one} |",
+             "|---|---|---|---|---|"]
+    for b in batch_sizes:
+        lines.append(f"| {b} | {min(bare[b]) * 1e3:.1f} | {min(bare[one]) / min(bare[b]):.2f}x faster | "
+                     f"{min(e2e[b]) * 1e3:.1f} | {min(e2e[one]) / min(e2e[b]):.2f}x faster |")
+    return "\n".join(lines) + "\n"
+
+
 def tile_sweep(runs: list[Path], device: str, limit: int | None) -> str:
     """IoU per class and tile size on each run's validation carve, as a markdown section."""
     results: dict[int, dict[str, list[float]]] = {t: {} for t in SWEEP_TILES}
@@ -160,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--tile-size", type=int, default=TILE_SIZE)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batching", nargs="+", type=int, default=None, metavar="B",
+                        help="with --ckpt: time batch sizes B against the smallest instead of the speed ratios (e.g. 1 8 32)")
     parser.add_argument("--tile-sweep", nargs="+", type=Path, default=None, metavar="RUN", help="run folders (RUN/best.pt)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many validation images per run (sweep)")
     parser.add_argument("--device", default="cpu")
@@ -171,8 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if args.ckpt:
         seg = Segmenter.from_checkpoint(args.ckpt, args.device)
-        body = speed(seg, crack_photos(args.photos), args.batch_size, args.tile_size, args.repeats)
-        section = (f"## {stamp}: inspection speed (`benchmarks/bench_inspect.py`)\n\n{machine_line(device)}; autocast "
+        if args.batching:
+            body = batching(seg, crack_photos(args.photos), sorted(args.batching), args.repeats)
+            what = f"batching, {args.photos} real 640-px photos"
+        else:
+            body = speed(seg, crack_photos(args.photos), args.batch_size, args.tile_size, args.repeats)
+            what = "inspection speed"
+        section = (f"## {stamp}: {what} (`benchmarks/bench_inspect.py`)\n\n{machine_line(device)}; autocast "
                    f"{seg.dtype or 'off (float32)'}; checkpoint `{args.ckpt}`; best of {args.repeats}.\n\n{body}")
         print(section)
         append_results(args.results, section)

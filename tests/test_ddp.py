@@ -51,8 +51,12 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
     assert [m["epoch"] for m in ddp] == [1, 2, 3]  # one line per epoch: rank 0 writes
     assert single[-1]["train_loss"] < single[0]["train_loss"]
     for a, b in zip(single, ddp, strict=True):
-        for key in ("train_loss", "val_loss", "iou_crack", "iou_taping", "negative_fp_rate"):
+        for key in ("train_loss", "val_loss", "negative_fp_rate"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["epoch"], key)
+        # IoU counts thresholded pixels: float32 sums in another order (batches of 2 per rank against one of 4, with
+        # kernels that differ between CPUs) can move a logit at the threshold across it; 2e-3 allows a few such pixels
+        for key in ("iou_crack", "iou_taping"):
+            assert b[key] == pytest.approx(a[key], abs=2e-3), (a["epoch"], key)
     # rank 0 (whose counters are logged) computed only its shard: 4 of 8 train images x 2 flips, 3 of 6 valid
     assert ddp[0]["cache"]["visual_misses"] == 4 * 2 + 3 and single[0]["cache"]["visual_misses"] == 8 * 2 + 6
     assert ddp[1]["cache"]["visual_misses"] == 4 * 2 + 3  # the exchanged shard of rank 1 is never recomputed

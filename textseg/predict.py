@@ -525,8 +525,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMG", help="image files or directories of images")
     parser.add_argument("--out", required=True, type=Path, help="output directory for masks and overlays")
     parser.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
-                        help="also write {name}_overlay.png (--no-overlay: masks only; on a 2-core CPU drawing and writing an "
-                             "overlay PNG costs a third to a half of a 640-px photo's model time) (default on)")
+                        help="also write {name}_overlay.png (default on); --no-overlay writes masks only and skips the "
+                             "slowest step after the model, compressing an RGB PNG per photo")
     add_prediction_arguments(parser)
 
 
