@@ -41,7 +41,7 @@ from textseg.data.images import load_image  # noqa: E402
 from textseg.engine.runtime import autocast  # noqa: E402
 from textseg.measure import measure_mask  # noqa: E402
 from textseg.metrics import MetricAccumulator  # noqa: E402
-from textseg.predict import TILE_SIZE, Segmenter, Tiling, predict_files, write_prediction  # noqa: E402
+from textseg.predict import TILE_SIZE, Segmenter, Tiling, predict_files, write_predictions  # noqa: E402
 from textseg.prompts import canonical_prompt, threshold_for, thresholds_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -65,8 +65,8 @@ def time_end_to_end(seg: Segmenter, photos: list[Path], prompt: str, batch_size:
     """Seconds for textseg predict's loop: read, encode, decode, upsample, write the mask (and the overlay)."""
     failed: list[str] = []
     start = time.perf_counter()
-    for img, rgb, pred in predict_files(seg, photos, prompt, None, batch_size, None, failed):
-        write_prediction(pred, rgb, img, out, with_overlay)
+    for _ in write_predictions(predict_files(seg, photos, prompt, None, batch_size, None, failed), out, with_overlay):
+        pass
     return time.perf_counter() - start
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from textseg.data.images import ImageReadError, atomic_path, load_image, load_mask, save_mask
+from textseg.data.images import ImageReadError, atomic_path, encode_png, load_image, load_mask, save_mask, save_rgb
 
 
 def test_grayscale_rgba_and_16bit_load_as_uint8_rgb(tmp_path: Path) -> None:
@@ -53,6 +54,19 @@ def test_mask_round_trip_is_0_255_single_channel(tmp_path: Path) -> None:
     raw = np.asarray(Image.open(tmp_path / "m.png"))
     assert raw.ndim == 2 and set(np.unique(raw)) == {0, 255}
     assert (load_mask(tmp_path / "m.png") == mask).all()
+
+
+def test_png_writes_are_lossless_in_rgb_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    rgb[0, 0] = (255, 0, 0)  # red stays red: OpenCV's BGR order is converted
+    save_rgb(rgb, tmp_path / "c.png")
+    back = Image.open(tmp_path / "c.png")
+    assert back.mode == "RGB" and (np.asarray(back) == rgb).all()
+    gray = rng.integers(0, 256, (9, 13), dtype=np.uint8)
+    assert (np.asarray(Image.open(io.BytesIO(encode_png(gray)))) == gray).all()
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, 3\)"):
+        encode_png(np.zeros((4, 4, 4), np.uint8))
 
 
 def test_atomic_path_leaves_nothing_when_the_block_fails(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_prompt_of_the_other_class_changes_mask_and_stats(images):
     assert pg.mask_view.value != before_mask
     assert pg.stats.value != before_stats and "segment taping area" in pg.stats.value
     mask = decoded_mask(pg.mask_view.value)
-    assert mask[25:, :].all() and not mask[:15, :].any()  # taping: bottom half of the transposed ramp
+    assert mask[12:, :].all() and not mask[:12, :].any()  # taping at its default 0.3: rows past 30% of the transposed ramp
 
 
 def test_preset_dropdown_sets_the_prompt(images):
@@ -93,6 +93,24 @@ def test_threshold_changes_mask_without_decoding_again(images):
     assert decoded_mask(pg.mask_view.value).sum() < fg
     assert "threshold 0.80" in pg.stats.value
     assert seg.decodes == decodes  # re-thresholded, not re-decoded
+
+
+def test_slider_follows_the_prompts_default_until_the_user_moves_it(images):
+    seg = FakeSegmenter()
+    pg = build_playground(seg, images, prompt="segment crack").playground
+    assert pg.threshold.value == pytest.approx(0.5)
+    pg.prompt.value = "segment taping area"
+    assert pg.threshold.value == pytest.approx(0.3) and "threshold 0.30" in pg.stats.value
+    assert seg.decodes == 2  # one decode per prompt: moving the slider for the prompt did not decode twice
+    pg.threshold.value = 0.45  # the user's choice now holds across prompts
+    pg.prompt.value = "segment crack"
+    assert pg.threshold.value == pytest.approx(0.45) and "threshold 0.45" in pg.stats.value
+
+
+def test_threshold_given_to_the_playground_stays_across_prompts(images):
+    pg = build_playground(FakeSegmenter(), images, prompt="segment crack", threshold=0.6).playground
+    pg.prompt.value = "segment taping area"
+    assert pg.threshold.value == pytest.approx(0.6) and "threshold 0.60" in pg.stats.value
 
 
 def test_image_encoded_once_across_prompts_and_thresholds(images):

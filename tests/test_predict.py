@@ -16,7 +16,8 @@ from textseg.cli import main
 from textseg.config import INPUT_SIZE, ModelConfig
 from textseg.data.images import load_image, load_mask
 from textseg.model.checkpoint import CheckpointError
-from textseg.predict import Prediction, Segmenter, Tiling, blend_window, tile_starts, to_rgb, token_strings
+from textseg.predict import (Prediction, Segmenter, Tiling, blend_window, predict_files, tile_starts, to_rgb, token_strings,
+                             write_predictions)
 from textseg.viz import overlay
 
 from conftest import TINY, make_checkpoint, wall_photo
@@ -204,6 +205,36 @@ def test_cli_writes_original_size_mask_and_red_overlay(seg: Segmenter, ckpt: Pat
     line = next(l for l in stdout.splitlines() if l.startswith("wall_a_mask.png"))
     assert f"foreground {int(mask.sum())} px ({mask.mean():.2%})" in line and "unique values [0, 255]" in line and "80x50" in line
     assert "for 2 of 2 images" in stdout
+
+
+def test_background_writes_equal_inline_writes_in_order(seg: Segmenter, tmp_path: Path) -> None:
+    photos = [_save(tmp_path, f"p{i}.png", 40 + 4 * i, 56, seed=i) for i in range(7)]
+    written = {}
+    for workers in (0, 2):
+        out = tmp_path / f"out{workers}"
+        out.mkdir()
+        failed: list[str] = []
+        results = predict_files(seg, photos, "segment crack", 0.5, 3, None, failed)
+        written[workers] = [(path.name, pred.source) for path, pred in write_predictions(results, out, workers=workers)]
+        assert failed == [] and len(list(out.iterdir())) == 2 * len(photos)
+    assert written[0] == written[2] == [(f"p{i}_mask.png", str(photos[i])) for i in range(7)]  # input order
+    for name in sorted(p.name for p in (tmp_path / "out0").iterdir()):
+        assert (tmp_path / "out0" / name).read_bytes() == (tmp_path / "out2" / name).read_bytes(), name
+
+
+def test_background_write_failure_raises_and_leaves_no_partial_files(seg: Segmenter, tmp_path: Path) -> None:
+    rgb = wall_photo(30, 40)
+    good = seg.predict([rgb], "segment crack")[0]
+    results = [(tmp_path / "a.png", rgb, good), (tmp_path / "b.png", rgb[:20], good), (tmp_path / "c.png", rgb, good)]
+    out = tmp_path / "out"
+    out.mkdir()
+    seen = []
+    with pytest.raises(ValueError, match="shape"):  # b's photo does not match its mask: its overlay cannot be drawn
+        for path, _ in write_predictions(results, out, workers=2):
+            seen.append(path.name)
+    assert seen == ["a_mask.png"]
+    assert not (out / "b_mask.png").exists() and not (out / "b_overlay.png").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
 def test_cli_no_overlay_writes_masks_only(ckpt: Path, tmp_path: Path, capsys) -> None:

@@ -40,8 +40,9 @@ from textseg.predict import (
     Segmenter,
     Tiling,
     add_prediction_arguments,
-    expand_inputs,
     check_output_stems,
+    expand_inputs,
+    in_background,
     prepare_prediction,
     predict_files,
     unreadable_error,
@@ -234,23 +235,30 @@ def inspect_photos(
     context = {"prompt": prompt, "checkpoint": str(checkpoint or seg.checkpoint), "threshold": threshold,
                "tiling": None if tiling is None else {"size": tiling.size, "overlap": tiling.overlap}}
     report = InspectionReport(Path(out_dir), cls, settings, **context)
-    for img, rgb, pred in predict_files(seg, list(photos), prompt, threshold, batch_size, tiling, report.failed):
-        _inspect_one(img, rgb, pred, cls, settings, report)
+
+    def measure_and_write(img: Path, rgb: np.ndarray, pred: Prediction) -> tuple:
+        return img, *_inspect_one(img, rgb, pred, cls, settings, report.out_dir)
+
+    results = predict_files(seg, list(photos), prompt, threshold, batch_size, tiling, report.failed)
+    for img, defects, record, files in in_background(measure_and_write, results):
+        report.add(img, defects, record, files)
     report.write()
     return report
 
 
-def _inspect_one(img: Path, rgb: np.ndarray, pred: Prediction, cls: str, settings: MeasureSettings, report: InspectionReport) -> None:
-    """Measure one prediction and write its mask and labelled overlay (both or neither)."""
+def _inspect_one(img: Path, rgb: np.ndarray, pred: Prediction, cls: str, settings: MeasureSettings,
+                 out_dir: Path) -> tuple[list[Defect], dict[str, Any], dict[str, str]]:
+    """Measure one prediction and write its mask and labelled overlay (both or neither); returns the defects,
+    the image's record and its files, for the report."""
     defects, record = measure_record(pred.mask, cls, settings)
-    mask_path, overlay_path = report.out_dir / f"{img.stem}_mask.png", report.out_dir / f"{img.stem}_inspect.png"
+    mask_path, overlay_path = out_dir / f"{img.stem}_mask.png", out_dir / f"{img.stem}_inspect.png"
     save_mask(pred.mask, mask_path)
     try:
         write_overlay(rgb, pred.mask, record, overlay_path, settings)
     except BaseException:
         mask_path.unlink(missing_ok=True)
         raise
-    report.add(img, defects, {**record, "max_prob": float(pred.prob.max())}, {"mask": mask_path.name, "overlay": overlay_path.name})
+    return defects, {**record, "max_prob": float(pred.prob.max())}, {"mask": mask_path.name, "overlay": overlay_path.name}
 
 
 def _finish(report: InspectionReport, total: int) -> int:

@@ -13,7 +13,8 @@ blended tiles (`Segmenter.tiled_probability`), with the presence gate decided on
 (0/255, original size) and `{name}_overlay.png` (mask in red; none with `--no-overlay`) per image and prints
 statistics. An unreadable image is reported and gets no files; the others are still written, and the command then
 exits with status 1 naming every unreadable image. Prompt, checkpoint and device errors stop the
-command before anything is written.
+command before anything is written. The next batch is read, and finished ones written, in background threads
+while the model works (`predict_files`, `in_background`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import argparse
 import dataclasses
 import functools
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from PIL import Image
 import numpy as np
@@ -48,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 ImageInput = str | Path | np.ndarray
 PROMPT_CACHE_SIZE = 256
+WRITERS = 2  # threads writing (and measuring) while the model works: PNG encoding and OpenCV release the GIL
+T = TypeVar("T")
 TILE_SIZE = 640
 """The side of the training photos (Roboflow exports), which the model saw squeezed into one 224-px input. On
 held-out photos a tile showing less than a training photo did (the model zoomed in) scored lower
@@ -581,25 +585,68 @@ def predict_files(
     failed: list[str],
 ) -> Iterator[tuple[Path, np.ndarray, Prediction]]:
     """(path, upright RGB, prediction) per readable image, in batches (one photo at a time with tiling); the
-    message of each unreadable image is appended to `failed` and the image skipped."""
+    message of each unreadable image is appended to `failed` and the image skipped. The next batch is read in a
+    background thread while the model works on this one (image decoding releases the GIL)."""
     step = 1 if tiling is not None else batch_size
-    for start in progress_bar(range(0, len(images), step), desc="predict", unit="photo" if tiling else "batch", disable=len(images) <= step):
-        chunk, rgbs = [], []
-        for img in images[start : start + step]:
-            try:
-                rgbs.append(load_image(img, upright=True))
-                chunk.append(img)
-            except ImageReadError as exc:
-                failed.append(str(exc))
-        if not chunk:
-            continue
-        if tiling is not None:
-            preds = seg.predict(rgbs, prompt, threshold, tiling=tiling)
-        else:
-            preds = seg.predict_encoded(seg.encode_images(rgbs, [str(c) for c in chunk]), prompt, threshold)
-        for img, rgb, pred in zip(chunk, rgbs, preds):
-            pred.source = str(img)
-            yield img, rgb, pred
+    starts = range(0, len(images), step)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="textseg-read") as reader:
+        upcoming = reader.submit(read_images, images[:step])
+        for start in progress_bar(starts, desc="predict", unit="photo" if tiling else "batch", disable=len(images) <= step):
+            chunk, rgbs, errors = upcoming.result()
+            if start + step < len(images):
+                upcoming = reader.submit(read_images, images[start + step : start + 2 * step])
+            failed.extend(errors)
+            if not chunk:
+                continue
+            if tiling is not None:
+                preds = seg.predict(rgbs, prompt, threshold, tiling=tiling)
+            else:
+                preds = seg.predict_encoded(seg.encode_images(rgbs, [str(c) for c in chunk]), prompt, threshold)
+            for img, rgb, pred in zip(chunk, rgbs, preds):
+                pred.source = str(img)
+                yield img, rgb, pred
+
+
+def read_images(paths: Sequence[Path]) -> tuple[list[Path], list[np.ndarray], list[str]]:
+    """The readable ones of `paths` with their upright RGB arrays, and the message of each unreadable one."""
+    readable, rgbs, errors = [], [], []
+    for path in paths:
+        try:
+            rgbs.append(load_image(path, upright=True))
+            readable.append(path)
+        except ImageReadError as exc:
+            errors.append(str(exc))
+    return readable, rgbs, errors
+
+
+def in_background(work: Callable[..., T], items: Iterable[tuple], workers: int = WRITERS) -> Iterator[T]:
+    """work(*item) for each item in `workers` background threads while the caller goes on producing items,
+    yielded in input order; at most 2 x workers items wait in memory. An error raises when its item's turn comes,
+    after the work already started has finished. `workers` 0 runs each item in the caller's thread."""
+    if workers == 0:
+        for item in items:
+            yield work(*item)
+        return
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="textseg-background") as pool:
+        for item in items:
+            pending.append(pool.submit(work, *item))
+            while len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def write_predictions(
+    results: Iterable[tuple[Path, np.ndarray, Prediction]], out_dir: Path, with_overlay: bool = True, workers: int = WRITERS,
+) -> Iterator[tuple[Path, Prediction]]:
+    """Write predict_files' results (write_prediction) in the background, yielding (mask path, prediction) in
+    input order once written."""
+
+    def write(image: Path, rgb: np.ndarray, pred: Prediction) -> tuple[Path, Prediction]:
+        return write_prediction(pred, rgb, image, out_dir, with_overlay)[0], pred
+
+    return in_background(write, results, workers)
 
 
 def unreadable_error(failed: Sequence[str], total: int) -> ValueError:
@@ -612,8 +659,8 @@ def run_cli(args: argparse.Namespace) -> int:
     seg, prompt, images, tiling = prepare_prediction(args)
     failed: list[str] = []
     written = 0
-    for img, rgb, pred in predict_files(seg, images, prompt, args.threshold, args.batch_size, tiling, failed):
-        mask_path, _ = write_prediction(pred, rgb, img, args.out, args.overlay)
+    results = predict_files(seg, images, prompt, args.threshold, args.batch_size, tiling, failed)
+    for mask_path, pred in write_predictions(results, args.out, args.overlay):
         print(format_stats(mask_path.name, pred.stats()))
         written += 1
     if written:

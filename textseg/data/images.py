@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -109,19 +110,37 @@ def save_mask(mask: np.ndarray, path: str | Path) -> None:
     two-valued image compresses nearly as well, in half the time)."""
     arr = (np.asarray(mask) > 0).astype(np.uint8) * 255
     with atomic_path(path) as tmp:
-        Image.fromarray(arr, mode="L").save(tmp, format="PNG", compress_level=1)
+        tmp.write_bytes(encode_png(arr))
 
 
 def save_rgb(image: np.ndarray, path: str | Path, quality: int = 95) -> None:
     """Write a uint8 RGB array as PNG or JPEG (by extension), atomically.
 
-    PNGs use zlib level 1: a photo compresses little better at the default level 6, which takes 3x as long
-    (on a CPU that time competes with the model's).
+    PNGs are written by encode_png (zlib level 1).
     """
-    fmt = "JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    arr = np.asarray(image, dtype=np.uint8)
     with atomic_path(path) as tmp:
-        kwargs = {"quality": quality} if fmt == "JPEG" else {"compress_level": 1}
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format=fmt, **kwargs)
+        if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+            Image.fromarray(arr).save(tmp, format="JPEG", quality=quality)
+        else:
+            tmp.write_bytes(encode_png(arr))
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """A uint8 (H, W) or (H, W, 3) RGB array as lossless PNG bytes, zlib level 1.
+
+    A photo compresses little better at the default level 6, which takes 3x as long, and OpenCV's encoder takes
+    about 60% of Pillow's time for the same bytes: on a CPU that time competes with the model's.
+    """
+    arr = np.asarray(image, dtype=np.uint8)
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise ValueError(f"a PNG is written from an (H, W) or (H, W, 3) array, got shape {arr.shape}")
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)  # OpenCV writes BGR order
+    ok, buffer = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {arr.shape} as PNG")
+    return buffer.tobytes()
 
 
 def save_json(data: Any, path: str | Path, indent: int = 2) -> Path:

@@ -251,11 +251,42 @@ def gate_logits(pixel_logits: torch.Tensor, presence_logit: torch.Tensor) -> tor
     return logit_from_log_prob(F.logsigmoid(pixel_logits.float()) + F.logsigmoid(presence_logit.float())[:, None, None, None])
 
 
+# The way down of a refine decoder: deepest features, skips (finest first), context, attention, the gate's input.
+Encoded = tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]
+
+
 class _PromptedUNet(nn.Module):
-    """What both refine decoders share: the input check, the bottleneck where the cross-attention context joins, the
-    FiLM-modulated climb back up, and the gated output. Subclasses define the modules these steps use."""
+    """What both refine decoders share: the forward pass (input check, the bottleneck where the cross-attention
+    context joins, the FiLM-modulated climb back up, the unfolded head and the gated output). Subclasses define the
+    modules these steps use and `_encode`, the way down."""
 
     image_size: int
+    fold: int
+
+    def forward(
+        self,
+        visual: torch.Tensor | None,
+        text: torch.Tensor,
+        text_padding: torch.Tensor,
+        image: torch.Tensor | None = None,
+        return_attention: bool = False,
+        return_aux: bool = False,
+    ) -> torch.Tensor | tuple:
+        """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, N, 77) and aux {"presence",
+        "prompt_class", "image_class", "pixel_logits"}."""
+        image, size = self._input(image)
+        embedding = self.text(text, text_padding)  # (B, E)
+        deepest, skips, context, attention, pooled = self._encode(image, visual, text, text_padding, embedding)
+        x = self._climb(self._bottom(deepest, context, embedding), skips, embedding)  # (B, dec[0], S / fold, ...)
+        pixel_logits = F.pixel_shuffle(self.head(x), self.fold)  # (B, 1, S, S)
+        match = self.presence(pooled, visual, embedding)  # presence (B,), prompt_class and image_class (B, K)
+        return self._output(pixel_logits, size, match, attention, return_attention, return_aux)
+
+    def _encode(self, image: torch.Tensor, visual: torch.Tensor | None, text: torch.Tensor, text_padding: torch.Tensor,
+                embedding: torch.Tensor) -> Encoded:
+        """The way down: the deepest features (B, C, S/16, S/16), the skips (finest first), the cross-attention
+        context and its attention, and what the presence gate's image classifier reads."""
+        raise NotImplementedError
 
     def _input(self, image: torch.Tensor | None) -> tuple[torch.Tensor, tuple[int, int]]:
         """The image (B, 3, S, S) in [0, 1] at the branch's resolution, and its own (H, W): the logits' size."""
@@ -340,30 +371,17 @@ class RefineDecoder(_PromptedUNet):
         self.film_up = nn.ModuleList(FiLM(embed, c) for c in dec)
         self.head = nn.Conv2d(dec[0], fold * fold, 1)
 
-    def forward(
-        self,
-        visual: torch.Tensor,
-        text: torch.Tensor,
-        text_padding: torch.Tensor,
-        image: torch.Tensor | None = None,
-        return_attention: bool = False,
-        return_aux: bool = False,
-    ) -> torch.Tensor | tuple:
-        """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, 196, 77) and aux {"presence",
-        "prompt_class", "image_class", "pixel_logits"}."""
-        image, size = self._input(image)
-        context, attention = self.context(visual, text, text_padding)  # (B, C, 14, 14)
-        embedding = self.text(text, text_padding)  # (B, E)
+    def _encode(self, image: torch.Tensor, visual: torch.Tensor | None, text: torch.Tensor, text_padding: torch.Tensor,
+                embedding: torch.Tensor) -> Encoded:
+        """A from-scratch convolutional encoder over the image; the ViT tokens query the prompt (B, C, 14, 14)."""
+        context, attention = self.context(visual, text, text_padding)
         x = F.pixel_unshuffle(image * 2 - 1, self.fold)  # (B, 3 fold^2, S / fold, S / fold)
         skips = []
         for block, film in zip(self.down, self.film_down):
             x = film(block(x), embedding)  # (B, enc[i], S / (fold 2**i), ...)
             skips.append(x)
-        skips.pop()  # the deepest level feeds the bottleneck
-        x = self._climb(self._bottom(x, context, embedding), skips, embedding)  # (B, dec[0], S / fold, S / fold)
-        pixel_logits = F.pixel_shuffle(self.head(x), self.fold)  # (B, 1, S, S)
-        match = self.presence(image, visual, embedding)  # presence (B,), prompt_class and image_class (B, K)
-        return self._output(pixel_logits, size, match, attention, return_attention, return_aux)
+        deepest = skips.pop()  # the deepest level feeds the bottleneck
+        return deepest, skips, context, attention, image  # the gate's small classifier reads the image itself
 
 
 class PixelRefineDecoder(_PromptedUNet):
@@ -389,7 +407,7 @@ class PixelRefineDecoder(_PromptedUNet):
         super().__init__()
         if list(pixel.reductions) != [2, 4, 8, 16, 32]:
             raise ValueError(f"pixel encoder must give features at strides 2..32, got {pixel.reductions}")
-        self.pixel, self.image_size = pixel, image_size
+        self.pixel, self.image_size, self.fold = pixel, image_size, 2
         chans = list(pixel.channels)  # e.g. 16, 24, 48, 120, 352 for EfficientNet-Lite2
         embed, context_dim, bottom = 4 * width, min(dim, 8 * width), 8 * width
         dec = [max(8, width // 2), width, 2 * width]  # decoder channels at 1/2, 1/4, 1/8
@@ -415,29 +433,16 @@ class PixelRefineDecoder(_PromptedUNet):
         deep = F.interpolate(feats[4], size=feats[3].shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat([feats[3], deep], dim=1).flatten(2).transpose(1, 2)
 
-    def forward(
-        self,
-        visual: torch.Tensor | None,
-        text: torch.Tensor,
-        text_padding: torch.Tensor,
-        image: torch.Tensor | None = None,
-        return_attention: bool = False,
-        return_aux: bool = False,
-    ) -> torch.Tensor | tuple:
-        """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, N, 77) and aux {"presence",
-        "prompt_class", "image_class", "pixel_logits"}."""
-        image, size = self._input(image)
+    def _encode(self, image: torch.Tensor, visual: torch.Tensor | None, text: torch.Tensor, text_padding: torch.Tensor,
+                embedding: torch.Tensor) -> Encoded:
+        """The pretrained pyramid, FiLM-modulated; its 1/16 and 1/32 levels merged at 1/16 for the bottleneck."""
         feats = self.pixel(image)  # (B, C_i, S / 2**(i+1), ...) for i = 0..4
         queries = visual if visual is not None else self._pixel_queries(feats)  # (B, N, Dq)
         context, attention = self.context(queries, text, text_padding)  # (B, C, g, g)
-        embedding = self.text(text, text_padding)  # (B, E)
         skips = [film(x, embedding) for film, x in zip(self.film_down, feats)]
         deep = F.interpolate(skips[4], size=skips[3].shape[-2:], mode="bilinear", align_corners=False)
-        x = self.reduce(torch.cat([skips[3], deep], dim=1))  # (B, 8w, S/16, S/16)
-        x = self._climb(self._bottom(x, context, embedding), skips[:3], embedding)  # (B, dec[0], S/2, S/2)
-        pixel_logits = F.pixel_shuffle(self.head(x), 2)  # (B, 1, S, S)
-        match = self.presence(feats[4], visual, embedding)
-        return self._output(pixel_logits, size, match, attention, return_attention, return_aux)
+        deepest = self.reduce(torch.cat([skips[3], deep], dim=1))  # (B, 8w, S/16, S/16)
+        return deepest, skips[:3], context, attention, feats[4]  # the gate pools the unmodulated 1/32 features
 
 
 def build_decoder(cfg: ModelConfig, visual_dim: int, text_dim: int) -> nn.Module:

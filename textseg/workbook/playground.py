@@ -4,7 +4,8 @@
     ui                        # in a notebook cell; ui.playground is the Playground behind it
 
 Each image is encoded by the ViT once (cached per image); a prompt is decoded once per (image, prompt)
-and a threshold change only re-thresholds the cached probabilities, so typing and sliding stay cheap.
+and a threshold change only re-thresholds the cached probabilities, so typing and sliding stay cheap. The
+slider follows each prompt's default threshold until the user moves it.
 `Playground.update(...)` is the callback the widgets call; tests call it (or set widget values) directly.
 """
 
@@ -22,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from textseg.data.datasets import collect_split
-from textseg.data.images import to_rgb_array
+from textseg.data.images import encode_png, to_rgb_array
 from textseg.measure import measure_mask
 from textseg.predict import word_indices
 from textseg.prompts import PROMPTS, canonical_prompt, prompt_class, threshold_for
@@ -51,9 +52,7 @@ def png_bytes(image: np.ndarray, max_side: int = 384) -> bytes:
     scale = max_side / max(img.size)
     if scale < 1:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    return encode_png(np.asarray(img))
 
 
 def word_attention(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
@@ -99,7 +98,10 @@ class Playground:
                              placeholder="e.g. segment crack", layout=W.Layout(width="420px"))
         self.preset = W.Dropdown(options=[("(preset prompts)", "")] + [(p, p) for p in presets], value="",
                                  description="presets", layout=W.Layout(width="300px"))
-        # The slider starts at the first prompt's default (textseg.prompts.threshold_for) and then stays where the user puts it.
+        # The slider follows the prompt's default (textseg.prompts.threshold_for: crack and taping differ) until the
+        # user moves it or passes `threshold`; from then on it stays where they put it.
+        self.follows_prompt = threshold is None
+        self._syncing = False  # a slider move made by the prompt, not the user
         self.threshold = W.FloatSlider(value=threshold_for(first, threshold), min=0.01, max=0.99, step=0.01, description="threshold",
                                        readout_format=".2f", continuous_update=True)
         panel = dict(max_width="32%", border="1px solid #bbb", margin="2px")  # a white (all-foreground) mask stays visible
@@ -124,13 +126,31 @@ class Playground:
         self.ui.playground = self  # type: ignore[attr-defined]  # reach the state from the widget
 
         self.image.observe(lambda change: self.update(), names="value")
-        self.prompt.observe(lambda change: self.update(), names="value")
-        self.threshold.observe(lambda change: self.update(), names="value")
+        self.prompt.observe(self._on_prompt, names="value")
+        self.threshold.observe(self._on_threshold, names="value")
         self.preset.observe(self._on_preset, names="value")
         self.upload.observe(self._on_upload, names="value")
         self.update()
 
     # ----------------------------------------------------------------------------- callbacks
+
+    def _on_prompt(self, change: dict) -> None:
+        """Move the slider to the new prompt's default unless the user has set it, then show the result once."""
+        text = str(change["new"]).strip()
+        if self.follows_prompt and text:
+            self._syncing = True
+            try:
+                self.threshold.value = threshold_for(text)
+            finally:
+                self._syncing = False
+        self.update()
+
+    def _on_threshold(self, change: dict) -> None:
+        """A user's slider move pins the threshold; a move made by _on_prompt is shown by _on_prompt."""
+        if self._syncing:
+            return
+        self.follows_prompt = False
+        self.update()
 
     def _on_preset(self, change: dict) -> None:
         """Copy a chosen preset into the prompt box (which then updates the view)."""
