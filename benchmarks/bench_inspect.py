@@ -5,7 +5,8 @@ Speed (one run, ratios within it), on real photos with a trained or untrained ch
   `--no-overlay`) against the bare forward of the same model (`Segmenter._forward`) on the same batches, already in
   tensors;
 - tiled prediction time per megapixel at 1, 4 and 12 MP (one real photo resized; `--tile-size` photo pixels per tile);
-- measurement (`textseg.measure.measure_mask`) of each tiled prediction against the prediction's time.
+- measurement (`textseg.measure.measure_mask`) of each tiled prediction against the prediction's time;
+- what measuring adds as the commands run it: `textseg inspect` against `textseg predict --tile` on a few 4 MP photos.
 
 Batching (`--ckpt CK --batching 1 8 32`, in place of the speed ratios): time per photo of the bare forward and of
 end to end (masks only) at each batch size, against the smallest; worth measuring on a GPU, where the model is not
@@ -39,6 +40,7 @@ from bench import REAL_SAMPLE, VENDORED_SAMPLE, append_results, machine_line, sy
 from textseg.data.datasets import collect_split, load_target  # noqa: E402
 from textseg.data.images import load_image  # noqa: E402
 from textseg.engine.runtime import autocast  # noqa: E402
+from textseg.inspection import inspect_photos  # noqa: E402
 from textseg.measure import measure_mask  # noqa: E402
 from textseg.metrics import MetricAccumulator  # noqa: E402
 from textseg.predict import TILE_SIZE, Segmenter, Tiling, predict_files, write_predictions  # noqa: E402
@@ -49,6 +51,8 @@ TARGET_OVERHEAD = 1.15  # end to end / bare forward
 TARGET_MP_GROWTH = 1.15  # seconds per MP at 12 MP / at 1 MP
 TARGET_MEASURE = 0.10  # measurement / tiled prediction, per photo
 MEGAPIXELS = (1, 4, 12)
+PIPELINE_MP = 4
+PIPELINE_PHOTOS = 4
 SWEEP_TILES = (640, 448, 320, 224)
 
 
@@ -81,6 +85,32 @@ def time_bare_forward(seg: Segmenter, photos: list[Path], prompt: str, batch_siz
         seg._forward(encoded, [prompt] * len(encoded))
     sync(seg.device)  # CUDA queues the work: wait for it
     return time.perf_counter() - start
+
+
+def pipeline_row(seg: Segmenter, photos: list[Path], prompt: str, tiling: Tiling, repeats: int) -> str:
+    """What measuring adds to a folder of photos as the commands run it: `textseg inspect` (predict, measure in the
+    background, labelled overlays, report) against `textseg predict --tile` on the same photos at PIPELINE_MP."""
+    width = int(round((PIPELINE_MP * 1e6 * 4 / 3) ** 0.5))
+    height = int(round(width * 3 / 4))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = []
+        for i, photo in enumerate(photos):
+            paths.append(folder / f"photo{i}.jpg")
+            Image.open(photo).convert("RGB").resize((width, height), Image.BICUBIC).save(paths[-1], quality=95)
+        runs: dict[str, list[float]] = {"predict": [], "inspect": []}
+        for k in range(repeats):
+            start = time.perf_counter()
+            failed: list[str] = []
+            for _ in write_predictions(predict_files(seg, paths, prompt, None, tiling.batch_size, tiling, failed), folder / f"p{k}"):
+                pass
+            runs["predict"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            inspect_photos(seg, paths, prompt, folder / f"i{k}", tiling=tiling, batch_size=tiling.batch_size)
+            runs["inspect"].append(time.perf_counter() - start)
+    predict, inspect = min(runs["predict"]), min(runs["inspect"])
+    return (f"| `textseg inspect` vs `textseg predict --tile`, {len(photos)} photos of {width}x{height} ({PIPELINE_MP} MP) | "
+            f"{inspect:.2f} s vs {predict:.2f} s | {inspect / predict:.2f}x | what measuring adds as the commands run (no target) |")
 
 
 def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, repeats: int) -> str:
@@ -123,6 +153,7 @@ def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, r
         rows.append(f"| tiled, {width}x{height} ({mp} MP), tiles of {tile_size} px | {min(times):.2f} s, {per_mp[mp]:.2f} s/MP; "
                     f"measure {min(measures):.3f} s | measure / predict {measure_share[mp]:.3f} | "
                     f"<= {TARGET_MEASURE}: {'met' if measure_share[mp] <= TARGET_MEASURE else 'NOT met'} |")
+    rows.append(pipeline_row(seg, photos[:PIPELINE_PHOTOS], prompt, tiling, repeats))
     growth = per_mp[MEGAPIXELS[-1]] / per_mp[MEGAPIXELS[0]]
     rows.append(f"| s/MP at {MEGAPIXELS[-1]} MP / at {MEGAPIXELS[0]} MP | {per_mp[MEGAPIXELS[-1]]:.2f} / {per_mp[MEGAPIXELS[0]]:.2f} "
                 f"| {growth:.2f}x | <= {TARGET_MP_GROWTH}x: {'met' if growth <= TARGET_MP_GROWTH else 'NOT met'} |")
