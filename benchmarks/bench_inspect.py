@@ -43,7 +43,8 @@ from textseg.engine.runtime import autocast  # noqa: E402
 from textseg.inspection import inspect_photos  # noqa: E402
 from textseg.measure import measure_mask  # noqa: E402
 from textseg.metrics import MetricAccumulator  # noqa: E402
-from textseg.predict import TILE_SIZE, Segmenter, Tiling, predict_files, write_predictions  # noqa: E402
+from textseg.predict import (TILE_SIZE, Segmenter, Tiling, background_workers, predict_files,  # noqa: E402
+                             write_predictions)
 from textseg.prompts import canonical_prompt, threshold_for, thresholds_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -102,7 +103,8 @@ def pipeline_row(seg: Segmenter, photos: list[Path], prompt: str, tiling: Tiling
         for k in range(repeats):
             start = time.perf_counter()
             failed: list[str] = []
-            for _ in write_predictions(predict_files(seg, paths, prompt, None, tiling.batch_size, tiling, failed), folder / f"p{k}"):
+            results = predict_files(seg, paths, prompt, None, tiling.batch_size, tiling, failed)
+            for _ in write_predictions(results, folder / f"p{k}", workers=background_workers(tiling)):  # as textseg predict
                 pass
             runs["predict"].append(time.perf_counter() - start)
             start = time.perf_counter()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-
+import time
 import warnings
 from pathlib import Path
 
@@ -16,8 +16,8 @@ from textseg.cli import main
 from textseg.config import INPUT_SIZE, ModelConfig
 from textseg.data.images import load_image, load_mask
 from textseg.model.checkpoint import CheckpointError
-from textseg.predict import (Prediction, Segmenter, Tiling, blend_window, predict_files, tile_starts, to_rgb, token_strings,
-                             write_predictions)
+from textseg.predict import (Prediction, Segmenter, Tiling, blend_window, in_background, predict_files, tile_starts, to_rgb,
+                             token_strings, write_predictions)
 from textseg.viz import overlay
 
 from conftest import TINY, make_checkpoint, wall_photo
@@ -220,6 +220,26 @@ def test_background_writes_equal_inline_writes_in_order(seg: Segmenter, tmp_path
     assert written[0] == written[2] == [(f"p{i}_mask.png", str(photos[i])) for i in range(7)]  # input order
     for name in sorted(p.name for p in (tmp_path / "out0").iterdir()):
         assert (tmp_path / "out0" / name).read_bytes() == (tmp_path / "out2" / name).read_bytes(), name
+
+
+def test_background_work_keeps_order_and_holds_at_most_workers_items() -> None:
+    produced: list[int] = []
+
+    def items():
+        for i in range(12):
+            produced.append(i)
+            yield (i,)
+
+    def work(i: int) -> int:
+        time.sleep(0.002 * ((7 * i) % 3))  # finish out of order
+        return i * i
+
+    out, held = [], []
+    for result in in_background(work, items(), workers=2):
+        held.append(len(produced) - len(out))  # produced and not yet handed back, this one included
+        out.append(result)
+    assert out == [i * i for i in range(12)]
+    assert max(held) == 3  # the two workers' items and the one handed back
 
 
 def test_background_write_failure_raises_and_leaves_no_partial_files(seg: Segmenter, tmp_path: Path) -> None:

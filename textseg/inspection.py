@@ -40,6 +40,7 @@ from textseg.predict import (
     Segmenter,
     Tiling,
     add_prediction_arguments,
+    background_workers,
     check_output_stems,
     expand_inputs,
     in_background,
@@ -240,7 +241,7 @@ def inspect_photos(
         return img, *_inspect_one(img, rgb, pred, cls, settings, report.out_dir)
 
     results = predict_files(seg, list(photos), prompt, threshold, batch_size, tiling, report.failed)
-    for img, defects, record, files in in_background(measure_and_write, results):
+    for img, defects, record, files in in_background(measure_and_write, results, background_workers(tiling)):
         report.add(img, defects, record, files)
     report.write()
     return report

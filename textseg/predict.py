@@ -621,7 +621,7 @@ def read_images(paths: Sequence[Path]) -> tuple[list[Path], list[np.ndarray], li
 
 def in_background(work: Callable[..., T], items: Iterable[tuple], workers: int = WRITERS) -> Iterator[T]:
     """work(*item) for each item in `workers` background threads while the caller goes on producing items,
-    yielded in input order; at most 2 x workers items wait in memory. An error raises when its item's turn comes,
+    yielded in input order; at most `workers` items are held at once. An error raises when its item's turn comes,
     after the work already started has finished. `workers` 0 runs each item in the caller's thread."""
     if workers == 0:
         for item in items:
@@ -631,10 +631,16 @@ def in_background(work: Callable[..., T], items: Iterable[tuple], workers: int =
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="textseg-background") as pool:
         for item in items:
             pending.append(pool.submit(work, *item))
-            while len(pending) > 2 * workers:
+            while len(pending) > workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def background_workers(tiling: Tiling | None) -> int:
+    """Threads for the per-photo work after prediction: one with tiling, where a photo's full-size probabilities,
+    mask and pixels are large and each held photo adds to the peak memory; else WRITERS."""
+    return 1 if tiling is not None else WRITERS
 
 
 def write_predictions(
@@ -660,7 +666,7 @@ def run_cli(args: argparse.Namespace) -> int:
     failed: list[str] = []
     written = 0
     results = predict_files(seg, images, prompt, args.threshold, args.batch_size, tiling, failed)
-    for mask_path, pred in write_predictions(results, args.out, args.overlay):
+    for mask_path, pred in write_predictions(results, args.out, args.overlay, background_workers(tiling)):
         print(format_stats(mask_path.name, pred.stats()))
         written += 1
     if written:
