@@ -66,11 +66,19 @@ def crack_photos(n: int) -> list[Path]:
     return photos[:n]
 
 
-def time_end_to_end(seg: Segmenter, photos: list[Path], prompt: str, batch_size: int, out: Path, with_overlay: bool = True) -> float:
+def photo_size(megapixels: float) -> tuple[int, int]:
+    """(width, height) of a 4:3 photo of about this many megapixels."""
+    width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
+    return width, int(round(width * 3 / 4))
+
+
+def time_end_to_end(seg: Segmenter, photos: list[Path], prompt: str, batch_size: int, out: Path, with_overlay: bool = True,
+                    tiling: Tiling | None = None) -> float:
     """Seconds for textseg predict's loop: read, encode, decode, upsample, write the mask (and the overlay)."""
     failed: list[str] = []
     start = time.perf_counter()
-    for _ in write_predictions(predict_files(seg, photos, prompt, None, batch_size, None, failed), out, with_overlay):
+    results = predict_files(seg, photos, prompt, None, batch_size, tiling, failed)
+    for _ in write_predictions(results, out, with_overlay, background_workers(tiling)):
         pass
     return time.perf_counter() - start
 
@@ -91,8 +99,7 @@ def time_bare_forward(seg: Segmenter, photos: list[Path], prompt: str, batch_siz
 def pipeline_row(seg: Segmenter, photos: list[Path], prompt: str, tiling: Tiling, repeats: int) -> str:
     """What measuring adds to a folder of photos as the commands run it: `textseg inspect` (predict, measure in the
     background, labelled overlays, report) against `textseg predict --tile` on the same photos at PIPELINE_MP."""
-    width = int(round((PIPELINE_MP * 1e6 * 4 / 3) ** 0.5))
-    height = int(round(width * 3 / 4))
+    width, height = photo_size(PIPELINE_MP)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = []
@@ -101,12 +108,7 @@ def pipeline_row(seg: Segmenter, photos: list[Path], prompt: str, tiling: Tiling
             Image.open(photo).convert("RGB").resize((width, height), Image.BICUBIC).save(paths[-1], quality=95)
         runs: dict[str, list[float]] = {"predict": [], "inspect": []}
         for k in range(repeats):
-            start = time.perf_counter()
-            failed: list[str] = []
-            results = predict_files(seg, paths, prompt, None, tiling.batch_size, tiling, failed)
-            for _ in write_predictions(results, folder / f"p{k}", workers=background_workers(tiling)):  # as textseg predict
-                pass
-            runs["predict"].append(time.perf_counter() - start)
+            runs["predict"].append(time_end_to_end(seg, paths, prompt, tiling.batch_size, folder / f"p{k}", tiling=tiling))
             start = time.perf_counter()
             inspect_photos(seg, paths, prompt, folder / f"i{k}", tiling=tiling, batch_size=tiling.batch_size)
             runs["inspect"].append(time.perf_counter() - start)
@@ -139,8 +141,7 @@ def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, r
     per_mp, measure_share = {}, {}
     tiling = Tiling(tile_size, batch_size=batch_size)
     for mp in MEGAPIXELS:
-        width = int(round((mp * 1e6 * 4 / 3) ** 0.5))
-        height = int(round(width * 3 / 4))
+        width, height = photo_size(mp)
         photo = np.asarray(Image.fromarray(base).resize((width, height), Image.BICUBIC))
         times, measures = [], []
         for _ in range(repeats):
