@@ -132,7 +132,7 @@ def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, r
     bare = min(bare_runs)
     e2e = {k: min(v) for k, v in e2e_runs.items()}
     rows = []
-    for with_overlay, what in ((True, "mask and overlay PNGs"), (False, "mask PNGs only, `--no-overlay`")):
+    for with_overlay, what in ((True, "mask PNGs and overlay JPEGs"), (False, "mask PNGs only, `--no-overlay`")):
         overhead = e2e[with_overlay] / bare
         rows.append(f"| end to end ({what}) vs bare forward ({len(photos)} photos of 640 px, batch {batch_size}) | "
                     f"{e2e[with_overlay]:.2f} s vs {bare:.2f} s | {overhead:.2f}x | "

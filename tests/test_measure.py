@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 from skimage.draw import polygon
 from skimage.measure import regionprops
 
 from textseg import CLASSES
+from textseg import measure
 from textseg.measure import (
     WIDTH_CLASSES,
     Defect,
@@ -114,7 +116,7 @@ def test_arc_length_is_mid_radius_times_angle(width: int, span: int) -> None:
     assert_size(d, radius * math.radians(span), width)
 
 
-@pytest.mark.parametrize("width", [3, 5])
+@pytest.mark.parametrize("width", [3, 5, 20])
 @pytest.mark.parametrize(
     "arms",
     [
@@ -130,6 +132,64 @@ def test_arc_length_is_mid_radius_times_angle(width: int, span: int) -> None:
 def test_branching_crack_length_is_sum_of_segments(arms: list[tuple[float, float]], width: int) -> None:
     d = only(measure_mask(star(arms, width)))
     assert_size(d, sum(length for _, length in arms), width)
+
+
+def rough_band(length: float, width: float, angle_deg: float, seed: int, scale: int = 3) -> np.ndarray:
+    """A band as a model draws it: a soft, noisy probability at 1/scale resolution, upsampled bilinearly and
+    thresholded, so its edges are ragged."""
+    size = int(length + 4 * width + 40) // scale
+    yy, xx = (np.mgrid[:size, :size] * float(scale) + (scale - 1) / 2) - (size * scale / 2 + 0.3)
+    a = math.radians(angle_deg)
+    along, across = xx * math.cos(a) - yy * math.sin(a), xx * math.sin(a) + yy * math.cos(a)
+    inside = np.minimum(width / 2 - np.abs(across), length / 2 - np.abs(along))  # signed distance to the edge
+    prob = 1 / (1 + np.exp(-inside / 2)) + 0.05 * np.random.default_rng(seed).standard_normal(inside.shape)
+    return cv2.resize(prob.astype(np.float32), (size * scale,) * 2, interpolation=cv2.INTER_LINEAR) > 0.5
+
+
+def wedge(length: float, narrow: float, wide: float, angle_deg: float) -> np.ndarray:
+    """A crack that widens steadily from `narrow` to `wide` pixels along its length."""
+    mask = np.zeros((420, 420), dtype=bool)
+    c, a = 210.3, math.radians(angle_deg)
+    ux, uy = math.cos(a) * length / 2, -math.sin(a) * length / 2
+    nx, ny = math.sin(a) / 2, math.cos(a) / 2  # half a unit normal
+    xs = [c - ux + nx * narrow, c + ux + nx * wide, c + ux - nx * wide, c - ux - nx * narrow]
+    ys = [c - uy + ny * narrow, c + uy + ny * wide, c + uy - ny * wide, c - uy - ny * narrow]
+    rr, cc = polygon(ys, xs, mask.shape)
+    mask[rr, cc] = True
+    return mask
+
+
+@pytest.mark.parametrize("angle", [10, 45, 120])
+@pytest.mark.parametrize("width", [8, 24, 40])
+def test_ragged_band_as_a_model_draws_it(width: int, angle: float) -> None:
+    for seed in range(3):
+        d = max(measure_mask(rough_band(200, width, angle, seed)), key=lambda d: d.area_px)
+        assert abs(d.length_px - 200) <= LENGTH_TOL * 200, (seed, d.length_px)
+        # The ragged edge itself wanders by about a pixel either way, so widths get that much more room.
+        assert abs(d.max_width_px - width) <= width_tol(width) + 1.0, (seed, d.max_width_px)
+        assert abs(d.mean_width_px - width) <= width_tol(width) + 1.0, (seed, d.mean_width_px)
+
+
+@pytest.mark.parametrize(("width", "coarse"), [(8, False), (24, True)])
+def test_wide_defects_are_thinned_at_half_resolution(width: int, coarse: bool) -> None:
+    # The ragged-band and widening-crack tests below measure through both ways of thinning.
+    crop = np.pad(rough_band(200, width, 30, seed=0), 2)
+    dist = cv2.distanceTransform(crop.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    skel, was_coarse = measure._centre_line(crop, dist)
+    assert was_coarse == coarse
+    assert cv2.connectedComponents(skel.view(np.uint8), connectivity=8)[0] == 2  # background and one line
+    assert skel.sum() < 1.2 * 200  # one pixel wide, not a band
+
+
+@pytest.mark.parametrize("angle", [0, 30, 45])
+@pytest.mark.parametrize(("narrow", "wide"), [(2, 30), (6, 48)])
+def test_widening_crack_keeps_its_thin_end(narrow: int, wide: int, angle: float) -> None:
+    d = only(measure_mask(wedge(300, narrow, wide, angle)))
+    assert abs(d.length_px - 300) <= LENGTH_TOL * 300
+    # Widths are read away from the ends, where a crack tapers into its tip: at the wide end, about a width in.
+    width_at = lambda along: narrow + (wide - narrow) * along / 300  # noqa: E731
+    assert abs(d.mean_width_px - width_at(150)) <= width_tol(width_at(150)) + 2.0  # the ends' skipped parts are uneven
+    assert abs(d.max_width_px - width_at(300 - wide)) <= width_tol(width_at(300 - wide))
 
 
 @pytest.mark.parametrize(("angle", "gap"), [(0, 1), (0, 2), (30, 2)])

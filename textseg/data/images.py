@@ -113,15 +113,16 @@ def save_mask(mask: np.ndarray, path: str | Path) -> None:
         tmp.write_bytes(encode_png(arr))
 
 
-def save_rgb(image: np.ndarray, path: str | Path, quality: int = 95) -> None:
+def save_rgb(image: np.ndarray, path: str | Path, quality: int = 95, full_chroma: bool = False) -> None:
     """Write a uint8 RGB array as PNG or JPEG (by extension), atomically.
 
-    PNGs are written by encode_png (zlib level 1).
+    PNGs are written by encode_png (zlib level 1). JPEGs at `quality`; `full_chroma` keeps colour at full
+    resolution (4:4:4) instead of halving it as cameras do (4:2:0), so thin coloured marks keep their edges.
     """
     arr = np.asarray(image, dtype=np.uint8)
     with atomic_path(path) as tmp:
         if Path(path).suffix.lower() in (".jpg", ".jpeg"):
-            Image.fromarray(arr).save(tmp, format="JPEG", quality=quality)
+            Image.fromarray(arr).save(tmp, format="JPEG", quality=quality, subsampling=0 if full_chroma else -1)
         else:
             tmp.write_bytes(encode_png(arr))
 
