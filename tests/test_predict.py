@@ -118,6 +118,24 @@ def test_encode_once_then_many_prompts(seg_vit: Segmenter, monkeypatch: pytest.M
     np.testing.assert_allclose(first.prob, direct.prob, atol=1e-5)
 
 
+def test_pixel_encoder_runs_once_per_image_whatever_the_prompts(seg: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    pixel_forward = seg.decoder.pixel.forward
+    monkeypatch.setattr(seg.decoder.pixel, "forward", lambda images: calls.append(len(images)) or pixel_forward(images))
+    encoded = seg.encode_images([wall_photo(50, 80, 0), wall_photo(40, 40, 1)])
+    assert calls == [2] and [f.shape[0] for f in encoded[0].features] == seg.decoder.pixel.channels
+    prompts = ["segment crack", "segment taping area", "drywall seam"]
+    reused = seg.predict_encoded([encoded[0]] * 3 + [encoded[1]], prompts + ["wall crack"])
+    assert calls == [2]  # four (image, prompt) pairs decoded, no further pass of the pixel encoder
+    inline = seg.predict_encoded([dataclasses.replace(e, features=None) for e in [encoded[0]] * 3 + [encoded[1]]],
+                                 prompts + ["wall crack"])
+    assert calls == [2, 4]  # without stored features the decoder runs the encoder on every pair
+    rounding = 1e-5 if seg.dtype is None else 2e-3  # bf16 autocast: batches of other sizes round differently
+    for a, b in zip(reused, inline):
+        np.testing.assert_allclose(a.prob, b.prob, atol=rounding)
+    assert not np.allclose(reused[0].prob, reused[1].prob)  # each prompt still gets its own map
+
+
 def test_grayscale_rgba_and_16bit_inputs(seg: Segmenter, tmp_path: Path) -> None:
     gray = (np.arange(50 * 80).reshape(50, 80) % 256).astype(np.uint8)
     Image.fromarray(gray, mode="L").save(tmp_path / "gray.png")

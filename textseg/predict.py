@@ -112,13 +112,15 @@ class Prediction:
 
 @dataclass
 class EncodedImage:
-    """An image's visual tokens and model-size tensor, computed once and reused for every prompt."""
+    """An image's visual tokens, pixel-encoder features and model-size tensor, computed once and reused for every
+    prompt."""
 
     tokens: torch.Tensor | None  # (196, Dv) on the segmenter's device; None without a ViT
     image: torch.Tensor  # (3, S, S) float in [0, 1] on the segmenter's device
     size: tuple[int, int]  # original (H, W)
     source: str = ""
     rgb: np.ndarray | None = None  # uint8 (H, W, 3) original image, kept for overlays
+    features: list[torch.Tensor] | None = None  # the decoder's image_features, one (C_i, h_i, w_i) per level
 
 
 def to_rgb(image: ImageInput) -> np.ndarray:
@@ -251,16 +253,19 @@ class Segmenter:
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[ImageInput], sources: Sequence[str] | None = None) -> list[EncodedImage]:
-        """Encode a batch of images with one ViT forward (none without a ViT); keeps each original size for upsampling."""
+        """Encode a batch of images with one ViT forward (none without a ViT) and one pass of the decoder's pixel
+        encoder (none without one); keeps each original size for upsampling."""
         rgbs = [to_rgb(img) for img in images]
         batch = torch.stack([image_tensor(rgb, self.image_size) for rgb in rgbs]).to(self.device)  # (B, 3, S, S)
         tokens: list[torch.Tensor | None] = [None] * len(rgbs)
-        if self.visual is not None:
-            with autocast(self.device, self.dtype):
+        with autocast(self.device, self.dtype):
+            if self.visual is not None:
                 tokens = list(self.visual(self.visual.fit(batch)).float())  # B x (196, Dv)
+            levels = self.decoder.image_features(batch)  # L x (B, C_i, h_i, w_i), or None
         names = list(sources) if sources is not None else [_source_name(img, i) for i, img in enumerate(images)]
         return [
-            EncodedImage(tokens=tokens[i], image=batch[i], size=rgb.shape[:2], source=names[i], rgb=rgb)
+            EncodedImage(tokens=tokens[i], image=batch[i], size=rgb.shape[:2], source=names[i], rgb=rgb,
+                         features=None if levels is None else [level[i] for level in levels])
             for i, rgb in enumerate(rgbs)
         ]
 
@@ -304,8 +309,12 @@ class Segmenter:
         images = torch.stack([e.image for e in encoded])  # (B, 3, S, S)
         text = torch.stack([t[0] for t in texts])  # (B, 77, Dt)
         padding = torch.stack([t[1] for t in texts])  # (B, 77)
+        features = None  # an image paired with several prompts is encoded once (encode_images)
+        if all(e.features is not None for e in encoded):
+            features = [torch.stack(level) for level in zip(*(e.features for e in encoded))]
         with autocast(self.device, self.dtype):
-            logits, attention, aux = self.decoder(visual, text, padding, image=images, return_attention=True, return_aux=True)
+            logits, attention, aux = self.decoder(visual, text, padding, image=images, return_attention=True, return_aux=True,
+                                                  pixel_features=features)
         presence = aux["presence"].float() if "presence" in aux else None
         pixel = aux.get("pixel_logits", logits).float()
         return pixel, presence, (attention if return_attention else None)

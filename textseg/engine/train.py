@@ -156,7 +156,9 @@ def validate(
         text, padding = cache.text_tokens(prompts)  # (2B, 77, Dt)
         with autocast(device, dtype):
             visual = visual.repeat(2, 1, 1) if visual is not None else None
-            logits, aux = model(visual, text, padding, image=images.repeat(2, 1, 1, 1), return_aux=True)
+            features = model.image_features(images)  # once per image, not per (image, prompt)
+            features = None if features is None else [f.repeat(2, 1, 1, 1) for f in features]
+            logits, aux = model(visual, text, padding, image=images.repeat(2, 1, 1, 1), return_aux=True, pixel_features=features)
         logits = logits.float()  # (2B, 1, 224, 224): positives, then negatives
         targets = torch.cat([masks, torch.zeros_like(masks)])
         has_mask = masks.flatten(1).amax(1).gt(0).repeat(2)

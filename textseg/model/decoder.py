@@ -79,14 +79,19 @@ class SeedDecoder(nn.Module):
         image: torch.Tensor | None = None,
         return_attention: bool = False,
         return_aux: bool = False,
+        pixel_features: list[torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple:
         """Logits (B, 1, 224, 224), or at the image's size when one is given; optionally attention (B, heads, 196, 77)
-        and an (empty) aux dict."""
+        and an (empty) aux dict. No pixel encoder: pixel_features is always None (see image_features)."""
         features, attention = self.context(visual, text, text_padding)  # (B, dim, 14, 14)
         logits = self.upsample(features)  # (B, 1, 224, 224)
         if image is not None and image.shape[-2:] != logits.shape[-2:]:
             logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
         return _finish(logits, attention, {}, return_attention, return_aux)
+
+    def image_features(self, image: torch.Tensor) -> None:
+        """Nothing of the image is computed apart from the prompt: the ViT tokens come in from outside."""
+        return None
 
 
 class RunningStandardizer(nn.Module):
@@ -271,22 +276,29 @@ class _PromptedUNet(nn.Module):
         image: torch.Tensor | None = None,
         return_attention: bool = False,
         return_aux: bool = False,
+        pixel_features: list[torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple:
         """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, N, 77) and aux {"presence",
-        "prompt_class", "image_class", "pixel_logits"}."""
+        "prompt_class", "image_class", "pixel_logits"}. `pixel_features`: image_features of these images, computed
+        once and reused for every prompt (None: computed here)."""
         image, size = self._input(image)
         embedding = self.text(text, text_padding)  # (B, E)
-        deepest, skips, context, attention, pooled = self._encode(image, visual, text, text_padding, embedding)
+        deepest, skips, context, attention, pooled = self._encode(image, visual, text, text_padding, embedding, pixel_features)
         x = self._climb(self._bottom(deepest, context, embedding), skips, embedding)  # (B, dec[0], S / fold, ...)
         pixel_logits = F.pixel_shuffle(self.head(x), self.fold)  # (B, 1, S, S)
         match = self.presence(pooled, visual, embedding)  # presence (B,), prompt_class and image_class (B, K)
         return self._output(pixel_logits, size, match, attention, return_attention, return_aux)
 
     def _encode(self, image: torch.Tensor, visual: torch.Tensor | None, text: torch.Tensor, text_padding: torch.Tensor,
-                embedding: torch.Tensor) -> Encoded:
+                embedding: torch.Tensor, pixel_features: list[torch.Tensor] | None) -> Encoded:
         """The way down: the deepest features (B, C, S/16, S/16), the skips (finest first), the cross-attention
         context and its attention, and what the presence gate's image classifier reads."""
         raise NotImplementedError
+
+    def image_features(self, image: torch.Tensor) -> list[torch.Tensor] | None:
+        """What the way down computes from the image alone, before any prompt, for forward's pixel_features; None
+        where nothing is (every stage of the from-scratch branch is modulated by the prompt)."""
+        return None
 
     def _input(self, image: torch.Tensor | None) -> tuple[torch.Tensor, tuple[int, int]]:
         """The image (B, 3, S, S) in [0, 1] at the branch's resolution, and its own (H, W): the logits' size."""
@@ -372,7 +384,7 @@ class RefineDecoder(_PromptedUNet):
         self.head = nn.Conv2d(dec[0], fold * fold, 1)
 
     def _encode(self, image: torch.Tensor, visual: torch.Tensor | None, text: torch.Tensor, text_padding: torch.Tensor,
-                embedding: torch.Tensor) -> Encoded:
+                embedding: torch.Tensor, pixel_features: list[torch.Tensor] | None) -> Encoded:
         """A from-scratch convolutional encoder over the image; the ViT tokens query the prompt (B, C, 14, 14)."""
         context, attention = self.context(visual, text, text_padding)
         x = F.pixel_unshuffle(image * 2 - 1, self.fold)  # (B, 3 fold^2, S / fold, S / fold)
@@ -434,15 +446,20 @@ class PixelRefineDecoder(_PromptedUNet):
         return torch.cat([feats[3], deep], dim=1).flatten(2).transpose(1, 2)
 
     def _encode(self, image: torch.Tensor, visual: torch.Tensor | None, text: torch.Tensor, text_padding: torch.Tensor,
-                embedding: torch.Tensor) -> Encoded:
+                embedding: torch.Tensor, pixel_features: list[torch.Tensor] | None) -> Encoded:
         """The pretrained pyramid, FiLM-modulated; its 1/16 and 1/32 levels merged at 1/16 for the bottleneck."""
-        feats = self.pixel(image)  # (B, C_i, S / 2**(i+1), ...) for i = 0..4
+        feats = self.pixel(image) if pixel_features is None else pixel_features  # (B, C_i, S / 2**(i+1), ...), i = 0..4
         queries = visual if visual is not None else self._pixel_queries(feats)  # (B, N, Dq)
         context, attention = self.context(queries, text, text_padding)  # (B, C, g, g)
         skips = [film(x, embedding) for film, x in zip(self.film_down, feats)]
         deep = F.interpolate(skips[4], size=skips[3].shape[-2:], mode="bilinear", align_corners=False)
         deepest = self.reduce(torch.cat([skips[3], deep], dim=1))  # (B, 8w, S/16, S/16)
         return deepest, skips[:3], context, attention, feats[4]  # the gate pools the unmodulated 1/32 features
+
+    def image_features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The pixel encoder's pyramid (B, C_i, S / 2**(i+1), ...) of images (B, 3, H, W) in [0, 1]: about half of a
+        forward pass, the same for every prompt."""
+        return self.pixel(self._input(image)[0])
 
 
 def build_decoder(cfg: ModelConfig, visual_dim: int, text_dim: int) -> nn.Module:
