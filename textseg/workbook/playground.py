@@ -3,9 +3,9 @@
     ui = build_playground(Segmenter.from_checkpoint("outputs/runs/main/best.pt"), images)
     ui                        # in a notebook cell; ui.playground is the Playground behind it
 
-Each image is encoded by the ViT once (cached per image); a prompt is decoded once per (image, prompt)
-and a threshold change only re-thresholds the cached probabilities, so typing and sliding stay cheap. The
-slider follows each prompt's default threshold until the user moves it.
+Each image is encoded once (ViT tokens and pixel-encoder features, cached per image); a prompt is decoded once
+per (image, prompt) and a threshold change only re-thresholds the cached probabilities, so typing and sliding stay
+cheap. The slider follows each prompt's default threshold until the user moves it.
 `Playground.update(...)` is the callback the widgets call; tests call it (or set widget values) directly.
 """
 
