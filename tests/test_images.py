@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps, JpegImagePlugin
 
-from textseg.data.images import ImageReadError, atomic_path, encode_png, load_image, load_mask, save_mask, save_rgb
+from textseg.data.images import (EXIF_ORIENTATION, ImageReadError, atomic_path, encode_jpeg, encode_png, load_image,
+                                 load_mask, resize_rgb, save_mask, save_rgb)
+
+SAMPLE_PHOTOS = sorted((Path(__file__).resolve().parents[1] / "data" / "sample").glob("*/*/images/*.jpg"))
 
 
 def test_grayscale_rgba_and_16bit_load_as_uint8_rgb(tmp_path: Path) -> None:
@@ -47,13 +50,59 @@ def test_truncated_jpeg_is_an_error(tmp_path: Path) -> None:
         load_image(path)
 
 
+def test_real_jpegs_read_as_pillow_decodes_them_upright_or_stored(tmp_path: Path) -> None:
+    assert len(SAMPLE_PHOTOS) >= 8
+    for path in SAMPLE_PHOTOS:
+        expected = np.asarray(Image.open(path).convert("RGB"))
+        got = load_image(path, upright=True)
+        assert got.dtype == np.uint8 and got.flags.writeable and (got == expected).all(), path
+    # A photo stored turned (EXIF orientation 6: turn 90 degrees clockwise to view) reads upright only when asked.
+    stored = np.asarray(Image.open(SAMPLE_PHOTOS[0]).convert("RGB"))[:, :480]  # not square, so the turn shows
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    Image.fromarray(stored).save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    pillow = Image.open(tmp_path / "turned.jpg")
+    assert (load_image(tmp_path / "turned.jpg") == np.asarray(pillow.convert("RGB"))).all()
+    upright = load_image(tmp_path / "turned.jpg", upright=True)
+    assert upright.shape == (stored.shape[1], stored.shape[0], 3)
+    assert (upright == np.asarray(ImageOps.exif_transpose(pillow).convert("RGB"))).all()
+
+
+def test_resize_rgb_matches_pillows_bilinear_filter() -> None:
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    pillow = np.asarray(Image.fromarray(photo).resize((32, 32), Image.BILINEAR))
+    assert (resize_rgb(photo, (32, 32)) == pillow).all()  # a 2x reduction, as 640-px photos to the model: identical
+    for shape, size in (((50, 77, 3), (32, 32)), ((20, 30, 3), (45, 60)), ((300, 200, 3), (41, 97))):
+        photo = rng.integers(0, 256, shape, dtype=np.uint8)
+        out = resize_rgb(photo, size)
+        pillow = np.asarray(Image.fromarray(photo).resize(size, Image.BILINEAR))
+        assert out.shape == (size[1], size[0], 3) and out.dtype == np.uint8
+        assert np.abs(out.astype(int) - pillow).max() <= 1 and (out != pillow).mean() < 0.01
+    assert resize_rgb(photo, (200, 300)) is photo  # already that size: no copy
+
+
 def test_mask_round_trip_is_0_255_single_channel(tmp_path: Path) -> None:
     mask = np.zeros((4, 6), bool)
     mask[1:3, 2:5] = True
-    save_mask(mask, tmp_path / "m.png")
-    raw = np.asarray(Image.open(tmp_path / "m.png"))
-    assert raw.ndim == 2 and set(np.unique(raw)) == {0, 255}
-    assert (load_mask(tmp_path / "m.png") == mask).all()
+    for given in (mask, mask.astype(np.uint8), mask.astype(np.uint8) * 255, mask.astype(np.float32)):
+        save_mask(given, tmp_path / "m.png")
+        raw = np.asarray(Image.open(tmp_path / "m.png"))
+        assert raw.dtype == np.uint8 and raw.ndim == 2 and set(np.unique(raw)) == {0, 255}
+        assert (load_mask(tmp_path / "m.png") == mask).all()
+
+
+def test_jpeg_writes_keep_colour_at_full_resolution_when_asked(tmp_path: Path) -> None:
+    rgb = np.zeros((32, 48, 3), np.uint8)
+    rgb[:, ::2] = (255, 0, 0)  # one-pixel red stripes: halved colour would smear them
+    for full_chroma, sampling in ((True, 0), (False, 2)):  # Pillow's names: 0 is 4:4:4, 2 is 4:2:0
+        save_rgb(rgb, tmp_path / "o.jpg", quality=95, full_chroma=full_chroma)
+        back = Image.open(tmp_path / "o.jpg")
+        assert back.format == "JPEG" and JpegImagePlugin.get_sampling(back) == sampling
+        red = np.asarray(back.convert("RGB"))[:, ::2, 0].astype(int)
+        assert (red > 200).all() if full_chroma else (red < 200).any()
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        encode_jpeg(np.zeros((4, 4), np.uint8))
 
 
 def test_png_writes_are_lossless_in_rgb_order(tmp_path: Path) -> None:

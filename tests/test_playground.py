@@ -14,6 +14,7 @@ pytest.importorskip("ipywidgets")
 
 from textseg.data.images import save_rgb  # noqa: E402
 from textseg.predict import Prediction, to_rgb  # noqa: E402
+from textseg.workbook import playground as playground_module  # noqa: E402
 from textseg.workbook.playground import attention_heatmap, build_playground, png_bytes, word_attention  # noqa: E402
 
 
@@ -124,6 +125,22 @@ def test_image_encoded_once_across_prompts_and_thresholds(images):
     pg.image.value = "taping: b.png"
     pg.image.value = "crack: a.png"
     assert seg.encodes == 2
+
+
+def test_only_the_images_and_prompts_used_last_are_kept(images, monkeypatch):
+    monkeypatch.setattr(playground_module, "IMAGES_KEPT", 1)
+    monkeypatch.setattr(playground_module, "PREDICTIONS_KEPT", 2)
+    seg = FakeSegmenter()
+    pg = build_playground(seg, images, prompt="segment crack").playground
+    pg.prompt.value = "joint tape"
+    pg.prompt.value = "segment crack"  # kept: no decode
+    assert (seg.encodes, seg.decodes) == (1, 2)
+    pg.prompt.value = "wall crack"  # a third prompt drops the least recently used one, "joint tape"
+    pg.prompt.value = "joint tape"
+    assert seg.decodes == 4 and len(pg._predictions) == 2
+    pg.image.value = "taping: b.png"  # a second image drops the first one's encoding
+    pg.image.value = "crack: a.png"
+    assert seg.encodes == 3 and len(pg._encoded) == 1
 
 
 def test_update_returns_stats_and_handles_empty_prompt(images):

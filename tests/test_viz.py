@@ -42,6 +42,16 @@ def test_overlay_is_red_only_where_masked() -> None:
     assert tuple(viz.overlay(_image(), _mask(), color=(0, 255, 0), alpha=1.0)[10, 15]) == (0, 255, 0)
 
 
+def test_overlay_leaves_its_input_alone_and_takes_views() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    before = image.copy()
+    flipped = image[:, ::-1]  # a view with negative strides
+    out = viz.overlay(flipped, _mask())
+    assert (image == before).all()
+    expected = np.round(0.5 * flipped.astype(np.float32) + 0.5 * np.array([255, 0, 0], np.float32)).astype(np.uint8)
+    assert (out[_mask()] == expected[_mask()]).all() and (out[~_mask()] == flipped[~_mask()]).all()
+
+
 def test_overlay_rejects_mismatched_mask() -> None:
     with pytest.raises(ValueError, match="does not match"):
         viz.overlay(_image(), np.zeros((5, 5), bool))

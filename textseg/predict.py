@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from textseg import MODEL_SIZE, THRESHOLD
 from textseg.config import DataConfig, ModelConfig
-from textseg.data.images import ImageReadError, is_image_file, load_image, save_mask, save_rgb, to_rgb_array
+from textseg.data.images import ImageReadError, is_image_file, load_image, resize_rgb, save_mask, save_rgb, to_rgb_array
 from textseg.engine.runtime import amp_dtype, autocast
 from textseg.engine.runtime import resolve_device
 from textseg.model.build import build_model
@@ -148,10 +148,8 @@ def to_rgb(image: ImageInput) -> np.ndarray:
 
 
 def image_tensor(rgb: np.ndarray, size: int = MODEL_SIZE) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (3, size, size) in [0, 1], resized bilinearly (as the dataset does)."""
-    if rgb.shape[:2] != (size, size):  # a tile is already model-sized
-        rgb = Image.fromarray(np.ascontiguousarray(rgb)).resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    """uint8 (H, W, 3) -> float (3, size, size) in [0, 1], resized as the dataset does (resize_rgb)."""
+    return torch.from_numpy(resize_rgb(rgb, (size, size))).permute(2, 0, 1).float().div_(255.0)
 
 
 def check_prompt(prompt: object) -> str:
@@ -333,7 +331,7 @@ class Segmenter:
         probs = []
         for i, e in enumerate(encoded):
             up = F.interpolate(logits[i : i + 1], size=e.size, mode="bilinear", align_corners=False)  # (1, 1, H, W)
-            probs.append(torch.sigmoid(up)[0, 0].cpu().numpy().astype(np.float32))
+            probs.append(torch.sigmoid_(up)[0, 0].cpu().numpy())  # float32, as the logits
         attn = None if attention is None else [a.float().cpu().numpy() for a in attention]
         return probs, attn
 
@@ -358,7 +356,7 @@ class Segmenter:
         side = self.image_size
         scale = side / tile
         small_h, small_w = max(1, round(height * scale)), max(1, round(width * scale))
-        small = np.asarray(Image.fromarray(rgb).resize((small_w, small_h), Image.BILINEAR))
+        small = resize_rgb(rgb, (small_w, small_h))
         pad_h, pad_w = max(0, side - small_h), max(0, side - small_w)
         if pad_h or pad_w:  # a panorama thinner than a tile: mirror it out to one model input
             small = np.pad(small, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect" if min(small_h, small_w) > 1 else "edge")

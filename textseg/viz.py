@@ -50,9 +50,11 @@ def overlay(
 ) -> np.ndarray:
     """The image with `color` blended in at `alpha` where the mask is set; uint8 (H, W, 3)."""
     image, mask = _check_pair(image, mask)
-    out = image.copy()
-    blended = (1.0 - alpha) * image[mask].astype(np.float32) + alpha * np.asarray(color, np.float32)
-    out[mask] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    out = np.array(image, order="C")
+    pixels = out.reshape(-1, 3)
+    where = np.flatnonzero(mask)  # masks are sparse: index once, then blend only those pixels
+    blended = (1.0 - alpha) * pixels[where].astype(np.float32) + alpha * np.asarray(color, np.float32)
+    pixels[where] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
     return out
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from textseg import CLASSES, MODEL_SIZE
 from textseg.data.augment import IDENTITY, draw_params
-from textseg.data.images import image_size, is_image_file, load_image, load_mask
+from textseg.data.images import image_size, is_image_file, load_image, load_mask, resize_rgb
 from textseg.data.labels import COCO_JSON, class_from_keywords, coco_mask, read_coco, read_coco_images, yolo_mask
 from textseg.progress import progress_bar
 from textseg.prompts import normalise_class, other_class, sample_prompt
@@ -386,7 +386,7 @@ def collect_split(roots: dict[str, str | Path], split: str, val_fraction: float 
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Image (H, W, 3) uint8 bilinear and mask (H, W) bool nearest, both to size: a side (square) or (width, height)."""
     size = (size, size) if isinstance(size, int) else tuple(size)
-    img = np.array(Image.fromarray(image).resize(size, Image.BILINEAR), dtype=np.uint8)
+    img = resize_rgb(image, size)
     msk = np.array(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 127
     return img, msk.astype(np.uint8)
 

@@ -3,9 +3,9 @@
     ui = build_playground(Segmenter.from_checkpoint("outputs/runs/main/best.pt"), images)
     ui                        # in a notebook cell; ui.playground is the Playground behind it
 
-Each image is encoded once (ViT tokens and pixel-encoder features, cached per image); a prompt is decoded once
-per (image, prompt) and a threshold change only re-thresholds the cached probabilities, so typing and sliding stay
-cheap. The slider follows each prompt's default threshold until the user moves it.
+Each image is encoded once (ViT tokens and pixel-encoder features, kept for the images used last); a prompt is
+decoded once per (image, prompt) and a threshold change only re-thresholds the kept probabilities, so typing and
+sliding stay cheap. The slider follows each prompt's default threshold until the user moves it.
 `Playground.update(...)` is the callback the widgets call; tests call it (or set widget values) directly.
 """
 
@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 from PIL import Image
 from matplotlib import colormaps
@@ -32,6 +33,20 @@ from textseg.viz import overlay, save_figure, upsample_attention
 logger = logging.getLogger(__name__)
 
 UPLOAD_PREFIX = "upload:"
+IMAGES_KEPT = 8  # encoded images held (each with its photo and pixel-encoder features)
+PREDICTIONS_KEPT = 32  # (image, prompt) results held (each a full-size probability map and attention)
+
+
+def remembered(cache: OrderedDict, key: Hashable, make: Callable[[], Any], size: int) -> Any:
+    """cache[key], made on first use; beyond `size` entries the least recently used one is dropped, so a session
+    with many uploaded photos and prompts does not keep every full-size result."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    cache[key] = value = make()
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return value
 
 
 def playground_images(roots: Mapping[str, str | Path], split: str = "valid", per_class: int = 6,
@@ -87,8 +102,8 @@ class Playground:
             raise ValueError("the playground needs at least one image")
         self.encode_count = 0  # ViT forwards run so far (one per image)
         self.decode_count = 0  # decoder passes run so far (one per image and prompt)
-        self._encoded: dict[str, Any] = {}
-        self._predictions: dict[tuple[str, str], Any] = {}
+        self._encoded: OrderedDict[str, Any] = OrderedDict()
+        self._predictions: OrderedDict[tuple[str, str], Any] = OrderedDict()
         presets = list(prompts) if prompts is not None else [p for ps in PROMPTS.values() for p in ps]
         first = prompt or canonical_prompt("crack")
 
@@ -177,19 +192,23 @@ class Playground:
         self.image.value = label
 
     def encoded(self, label: str) -> Any:
-        """The image's encoding, computed on first use only."""
-        if label not in self._encoded:
-            self._encoded[label] = self.segmenter.encode_image(self.sources[label])
+        """The image's encoding, computed on first use (kept for the IMAGES_KEPT images used last)."""
+
+        def encode() -> Any:
             self.encode_count += 1
-        return self._encoded[label]
+            return self.segmenter.encode_image(self.sources[label])
+
+        return remembered(self._encoded, label, encode, IMAGES_KEPT)
 
     def prediction(self, label: str, prompt: str) -> Any:
-        """Probabilities and attention of (image, prompt), decoded on first use only (threshold applied later)."""
-        key = (label, prompt)
-        if key not in self._predictions:
-            self._predictions[key] = self.segmenter.predict_encoded(self.encoded(label), prompt, return_attention=True)
+        """Probabilities and attention of (image, prompt), decoded on first use (threshold applied later; kept for
+        the PREDICTIONS_KEPT pairs used last)."""
+
+        def decode() -> Any:
             self.decode_count += 1
-        return self._predictions[key]
+            return self.segmenter.predict_encoded(self.encoded(label), prompt, return_attention=True)
+
+        return remembered(self._predictions, (label, prompt), decode, PREDICTIONS_KEPT)
 
     def update(self, image: str | None = None, prompt: str | None = None, threshold: float | None = None) -> dict:
         """Show (image, prompt, threshold), each defaulting to the widgets' values; returns the statistics."""
