@@ -18,7 +18,7 @@ from textseg.data.images import load_image, load_mask
 from textseg.model.checkpoint import CheckpointError
 from textseg.predict import (Prediction, Segmenter, Tiling, blend_window, in_background, predict_files, tile_starts, to_rgb,
                              token_strings, write_predictions)
-from textseg.viz import overlay
+from textseg.drawing import overlay
 
 from conftest import TINY, make_checkpoint, wall_photo
 

@@ -1,4 +1,4 @@
-"""Overlays, outlines, attention upsampling and the plotting helpers (figures saved and labelled)."""
+"""The plotting helpers: figures saved and labelled."""
 
 from __future__ import annotations
 
@@ -31,54 +31,6 @@ def _mask(h: int = 20, w: int = 30) -> np.ndarray:
     m = np.zeros((h, w), bool)
     m[5:15, 10:20] = True
     return m
-
-
-def test_overlay_is_red_only_where_masked() -> None:
-    out = viz.overlay(_image(), _mask(), alpha=0.5)
-    assert out.dtype == np.uint8 and out.shape == (20, 30, 3)
-    assert tuple(out[10, 15]) == (178, 50, 50)  # 0.5 * 100 + 0.5 * (255, 0, 0), rounded
-    assert tuple(out[0, 0]) == (100, 100, 100)
-    assert (out[~_mask()] == 100).all()
-    assert tuple(viz.overlay(_image(), _mask(), color=(0, 255, 0), alpha=1.0)[10, 15]) == (0, 255, 0)
-
-
-def test_overlay_leaves_its_input_alone_and_takes_views() -> None:
-    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    before = image.copy()
-    flipped = image[:, ::-1]  # a view with negative strides
-    out = viz.overlay(flipped, _mask())
-    assert (image == before).all()
-    expected = np.round(0.5 * flipped.astype(np.float32) + 0.5 * np.array([255, 0, 0], np.float32)).astype(np.uint8)
-    assert (out[_mask()] == expected[_mask()]).all() and (out[~_mask()] == flipped[~_mask()]).all()
-
-
-def test_overlay_rejects_mismatched_mask() -> None:
-    with pytest.raises(ValueError, match="does not match"):
-        viz.overlay(_image(), np.zeros((5, 5), bool))
-    with pytest.raises(ValueError, match="RGB"):
-        viz.overlay(np.zeros((20, 30), np.uint8), _mask())
-
-
-def test_mask_outline_is_the_border_ring() -> None:
-    ring = viz.mask_outline(_mask())
-    assert ring.sum() == 2 * 10 + 2 * 8  # perimeter of a 10x10 square
-    assert ring[5, 10] and ring[14, 19] and not ring[10, 15] and not ring[0, 0]
-    assert viz.mask_outline(_mask(), width=2).sum() == 36 + 2 * 8 + 2 * 6
-    full = np.ones((4, 4), bool)
-    assert viz.mask_outline(full).sum() == 12  # touches the image border
-    drawn = viz.draw_outline(_image(), _mask(), color=(255, 255, 0))
-    assert tuple(drawn[5, 12]) == (255, 255, 0) and tuple(drawn[10, 15]) == (100, 100, 100)
-
-
-def test_upsample_attention_shapes_and_values() -> None:
-    flat = np.arange(196, dtype=np.float32)
-    up = viz.upsample_attention(flat, (50, 80))
-    assert up.shape == (50, 80) and up.dtype == np.float32
-    assert up[0, 0] < up[-1, -1]  # row-major 14x14 grid: bottom-right is largest
-    const = viz.upsample_attention(np.full((14, 14), 0.25), (33, 21))
-    assert np.allclose(const, 0.25)
-    with pytest.raises(ValueError, match="square"):
-        viz.upsample_attention(np.zeros(10), (5, 5))
 
 
 def test_image_grid_with_outlines_and_credit_saves_png(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from textseg.data.images import load_image
 from textseg.predict import word_indices
 from textseg.progress import progress_bar
 from textseg.prompts import canonical_prompt
-from textseg.viz import grid_side
+from textseg.drawing import grid_side
 
 DEFECT_CELL_FRACTION: float = 0.1
 """A grid cell counts as a defect cell when at least this share of its pixels is defect in the target mask."""

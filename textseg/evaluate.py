@@ -31,7 +31,8 @@ from textseg.metrics import NEGATIVE_AREA, MetricAccumulator, format_metric
 from textseg.predict import Segmenter, add_segmenter_arguments
 from textseg.progress import progress_bar
 from textseg.prompts import PROMPTS, canonical_prompt, normalise_class, other_class, threshold_for, thresholds_text
-from textseg.viz import draw_outline, image_grid, overlay
+from textseg.drawing import draw_outline, overlay
+from textseg.viz import image_grid
 
 logger = logging.getLogger(__name__)
 

@@ -50,7 +50,8 @@ from textseg.predict import (
 )
 from textseg.progress import progress_bar
 from textseg.prompts import normalise_class, prompt_class, threshold_for
-from textseg.viz import inspection_summary_figure, labelled_overlay
+from textseg.drawing import labelled_overlay
+from textseg.viz import inspection_summary_figure
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from textseg.model.checkpoint import check_encoders, checkpoint_configs, load_ch
 from textseg.model.decoder import gate_logits
 from textseg.progress import progress_bar
 from textseg.prompts import threshold_for, thresholds_text
-from textseg.viz import overlay
+from textseg.drawing import overlay
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from textseg.evaluate import evaluate, report_thresholds
 from textseg.measure import measure_mask
 from textseg.predict import Segmenter
 from textseg.prompts import thresholds_text
-from textseg.viz import CLASS_COLORS, draw_outline, image_grid, overlay, plot_training_curves, save_figure  # noqa: F401 - also the notebooks' nb.save_figure
+from textseg.drawing import draw_outline, overlay
+from textseg.viz import CLASS_COLORS, image_grid, plot_training_curves, save_figure  # noqa: F401 - also the notebooks' nb.save_figure
 from textseg.workbook.playground import attention_heatmap, word_attention
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from textseg.data.images import encode_png, to_rgb_array
 from textseg.measure import measure_mask
 from textseg.predict import word_indices
 from textseg.prompts import PROMPTS, canonical_prompt, prompt_class, threshold_for
-from textseg.viz import overlay, save_figure, upsample_attention
+from textseg.drawing import overlay, upsample_attention
+from textseg.viz import save_figure
 
 logger = logging.getLogger(__name__)
 
