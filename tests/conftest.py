@@ -77,6 +77,18 @@ def wall_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img + rng.integers(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
+def flat_image(h: int = 20, w: int = 30) -> np.ndarray:
+    """A uniform grey (h, w, 3) uint8 image (value 100), so drawn pixels are easy to tell apart."""
+    return np.full((h, w, 3), 100, np.uint8)
+
+
+def square_mask(h: int = 20, w: int = 30) -> np.ndarray:
+    """A bool (h, w) mask with a 10x10 square set at rows 5-14, columns 10-19."""
+    m = np.zeros((h, w), bool)
+    m[5:15, 10:20] = True
+    return m
+
+
 class FakeVisual(nn.Module):
     """Deterministic stand-in for VisualEncoder: (B, 3, 224, 224) -> (B, 196, 6), counting images encoded."""
 

@@ -5,53 +5,44 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import flat_image, square_mask
 from textseg import drawing
 
 
-def _image(h: int = 20, w: int = 30) -> np.ndarray:
-    return np.full((h, w, 3), 100, np.uint8)
-
-
-def _mask(h: int = 20, w: int = 30) -> np.ndarray:
-    m = np.zeros((h, w), bool)
-    m[5:15, 10:20] = True
-    return m
-
-
 def test_overlay_is_red_only_where_masked() -> None:
-    out = drawing.overlay(_image(), _mask(), alpha=0.5)
+    out = drawing.overlay(flat_image(), square_mask(), alpha=0.5)
     assert out.dtype == np.uint8 and out.shape == (20, 30, 3)
     assert tuple(out[10, 15]) == (178, 50, 50)  # 0.5 * 100 + 0.5 * (255, 0, 0), rounded
     assert tuple(out[0, 0]) == (100, 100, 100)
-    assert (out[~_mask()] == 100).all()
-    assert tuple(drawing.overlay(_image(), _mask(), color=(0, 255, 0), alpha=1.0)[10, 15]) == (0, 255, 0)
+    assert (out[~square_mask()] == 100).all()
+    assert tuple(drawing.overlay(flat_image(), square_mask(), color=(0, 255, 0), alpha=1.0)[10, 15]) == (0, 255, 0)
 
 
 def test_overlay_leaves_its_input_alone_and_takes_views() -> None:
     image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     before = image.copy()
     flipped = image[:, ::-1]  # a view with negative strides
-    out = drawing.overlay(flipped, _mask())
+    out = drawing.overlay(flipped, square_mask())
     assert (image == before).all()
     expected = np.round(0.5 * flipped.astype(np.float32) + 0.5 * np.array([255, 0, 0], np.float32)).astype(np.uint8)
-    assert (out[_mask()] == expected[_mask()]).all() and (out[~_mask()] == flipped[~_mask()]).all()
+    assert (out[square_mask()] == expected[square_mask()]).all() and (out[~square_mask()] == flipped[~square_mask()]).all()
 
 
-def test_overlay_rejects_mismatched_mask() -> None:
+def test_overlay_rejects_mismatchedsquare_mask() -> None:
     with pytest.raises(ValueError, match="does not match"):
-        drawing.overlay(_image(), np.zeros((5, 5), bool))
+        drawing.overlay(flat_image(), np.zeros((5, 5), bool))
     with pytest.raises(ValueError, match="RGB"):
-        drawing.overlay(np.zeros((20, 30), np.uint8), _mask())
+        drawing.overlay(np.zeros((20, 30), np.uint8), square_mask())
 
 
 def test_mask_outline_is_the_border_ring() -> None:
-    ring = drawing.mask_outline(_mask())
+    ring = drawing.mask_outline(square_mask())
     assert ring.sum() == 2 * 10 + 2 * 8  # perimeter of a 10x10 square
     assert ring[5, 10] and ring[14, 19] and not ring[10, 15] and not ring[0, 0]
-    assert drawing.mask_outline(_mask(), width=2).sum() == 36 + 2 * 8 + 2 * 6
+    assert drawing.mask_outline(square_mask(), width=2).sum() == 36 + 2 * 8 + 2 * 6
     full = np.ones((4, 4), bool)
     assert drawing.mask_outline(full).sum() == 12  # touches the image border
-    drawn = drawing.draw_outline(_image(), _mask(), color=(255, 255, 0))
+    drawn = drawing.draw_outline(flat_image(), square_mask(), color=(255, 255, 0))
     assert tuple(drawn[5, 12]) == (255, 255, 0) and tuple(drawn[10, 15]) == (100, 100, 100)
 
 

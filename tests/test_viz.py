@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from conftest import flat_image, square_mask  # noqa: E402
 from textseg import viz  # noqa: E402
 
 
@@ -23,19 +24,9 @@ def _close_figures():
     plt.close("all")
 
 
-def _image(h: int = 20, w: int = 30) -> np.ndarray:
-    return np.full((h, w, 3), 100, np.uint8)
-
-
-def _mask(h: int = 20, w: int = 30) -> np.ndarray:
-    m = np.zeros((h, w), bool)
-    m[5:15, 10:20] = True
-    return m
-
-
 def test_image_grid_with_outlines_and_credit_saves_png(tmp_path: Path) -> None:
     path = tmp_path / "grid.png"
-    fig = viz.image_grid([_image()] * 3, [_mask(), None, _mask()], titles=["a", "b", "c"], ncols=2,
+    fig = viz.image_grid([flat_image()] * 3, [square_mask(), None, square_mask()], titles=["a", "b", "c"], ncols=2,
                          suptitle="grid", credit=True, path=path)
     assert path.is_file() and Image.open(path).size[0] > 100
     texts = [t.get_text() for t in fig.texts]
@@ -43,19 +34,19 @@ def test_image_grid_with_outlines_and_credit_saves_png(tmp_path: Path) -> None:
     assert [ax.get_title() for ax in fig.axes[:3]] == ["a", "b", "c"]
     assert not list(tmp_path.glob(".grid*"))  # atomic save leaves no temporary file
     with pytest.raises(ValueError, match="3 images but 1 masks"):
-        viz.image_grid([_image()] * 3, [_mask()])
+        viz.image_grid([flat_image()] * 3, [square_mask()])
 
 
 def test_attention_figure_one_column_per_token(tmp_path: Path) -> None:
     attn = np.random.default_rng(0).random((8, 196, 77)).astype(np.float32)
-    fig = viz.attention_figure(_image(56, 56), attn, ["<start>", "segment", "crack", "<end>"], heads="all",
+    fig = viz.attention_figure(flat_image(56, 56), attn, ["<start>", "segment", "crack", "<end>"], heads="all",
                                token_indices=[1, 2], path=tmp_path / "attn.png", credit=True)
     assert (tmp_path / "attn.png").is_file()
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == [f"head {h}" for h in range(8)] + ["mean of heads"]
     assert [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel().startswith("token")] == ["token 'segment'", "token 'crack'"]
     assert sum(1 for ax in fig.axes if ax.get_ylabel().startswith("attention weight")) == 1  # one shared colour bar
-    fig2 = viz.prediction_figure(_image(), np.random.default_rng(0).random((20, 30)), _mask(), target=_mask())
+    fig2 = viz.prediction_figure(flat_image(), np.random.default_rng(0).random((20, 30)), square_mask(), target=square_mask())
     assert any(ax.get_ylabel() == "P(foreground)" for ax in fig2.axes)  # colour bar labelled
 
 
