@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageOps, JpegImagePlugin
 
 from textseg.data.images import (EXIF_ORIENTATION, ImageReadError, atomic_path, encode_jpeg, encode_png, load_image,
-                                 load_mask, resize_rgb, save_mask, save_rgb)
+                                 load_mask, resize_rgb, save_mask, save_mask_with, save_rgb)
 
 SAMPLE_PHOTOS = sorted((Path(__file__).resolve().parents[1] / "data" / "sample").glob("*/*/images/*.jpg"))
 
@@ -90,6 +90,19 @@ def test_mask_round_trip_is_0_255_single_channel(tmp_path: Path) -> None:
         raw = np.asarray(Image.open(tmp_path / "m.png"))
         assert raw.dtype == np.uint8 and raw.ndim == 2 and set(np.unique(raw)) == {0, 255}
         assert (load_mask(tmp_path / "m.png") == mask).all()
+
+
+def test_a_mask_and_its_picture_are_written_both_or_neither(tmp_path: Path) -> None:
+    mask = np.eye(6, dtype=bool)
+    save_mask_with(mask, tmp_path / "m.png", lambda: save_rgb(np.zeros((6, 6, 3), np.uint8), tmp_path / "m.jpg"))
+    assert (load_mask(tmp_path / "m.png") == mask).all() and (tmp_path / "m.jpg").is_file()
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_mask_with(mask, tmp_path / "n.png", fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jpg", "m.png"]
 
 
 def test_jpeg_writes_keep_colour_at_full_resolution_when_asked(tmp_path: Path) -> None:

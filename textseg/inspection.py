@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from textseg import CLASSES
-from textseg.data.images import ImageReadError, atomic_path, load_mask_values, save_json, save_mask, save_rgb
+from textseg.data.images import ImageReadError, atomic_path, load_mask_values, save_json, save_mask_with, save_rgb
 from textseg.measure import (
     WIDTH_CLASSES,
     Defect,
@@ -254,12 +254,7 @@ def _inspect_one(img: Path, rgb: np.ndarray, pred: Prediction, cls: str, setting
     the image's record and its files, for the report."""
     defects, record = measure_record(pred.mask, cls, settings)
     mask_path, overlay_path = out_dir / f"{img.stem}_mask.png", out_dir / f"{img.stem}_inspect.png"
-    save_mask(pred.mask, mask_path)
-    try:
-        write_overlay(rgb, pred.mask, record, overlay_path, settings)
-    except BaseException:
-        mask_path.unlink(missing_ok=True)
-        raise
+    save_mask_with(pred.mask, mask_path, lambda: write_overlay(rgb, pred.mask, record, overlay_path, settings))
     return defects, {**record, "max_prob": float(pred.prob.max())}, {"mask": mask_path.name, "overlay": overlay_path.name}
 
 

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 from textseg import MODEL_SIZE, THRESHOLD
 from textseg.config import DataConfig, ModelConfig
-from textseg.data.images import ImageReadError, is_image_file, load_image, resize_rgb, save_mask, save_rgb, to_rgb_array
+from textseg.data.images import (ImageReadError, is_image_file, load_image, resize_rgb, save_mask, save_mask_with, save_rgb,
+                                 to_rgb_array)
 from textseg.engine.runtime import amp_dtype, autocast
 from textseg.engine.runtime import resolve_device
 from textseg.model.build import build_model
@@ -512,15 +513,11 @@ def write_prediction(
     """Write the mask PNG and, `with_overlay`, the overlay JPEG, atomically; if the second write fails, the first is
     removed. Returns both paths (None for an overlay not written)."""
     mask_path, overlay_path = output_paths(image, out_dir)
-    shown = overlay(rgb, pred.mask) if with_overlay else None  # drawn first: a bad image leaves no mask behind
-    save_mask(pred.mask, mask_path)
-    if shown is None:
+    if not with_overlay:
+        save_mask(pred.mask, mask_path)
         return mask_path, None
-    try:
-        save_rgb(shown, overlay_path, full_chroma=True)  # a thin red mask stays sharp
-    except BaseException:
-        mask_path.unlink(missing_ok=True)
-        raise
+    shown = overlay(rgb, pred.mask)  # drawn first: a bad image leaves no mask behind
+    save_mask_with(pred.mask, mask_path, lambda: save_rgb(shown, overlay_path, full_chroma=True))  # 4:4:4: a thin red mask stays sharp
     return mask_path, overlay_path
 
 

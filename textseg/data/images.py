@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -36,9 +36,16 @@ def _open(path: Path, load: bool = True) -> Image.Image:
         raise ImageReadError(f"{path}: no such image file")
     try:
         img = Image.open(path)
-        if load:
-            img.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise _read_error(path, exc) from exc
+    return _load(img, path) if load else img
+
+
+def _load(img: Image.Image, path: Path) -> Image.Image:
+    """The opened image with its pixels decoded; ImageReadError naming the file for a corrupt or truncated one."""
+    try:
+        img.load()
+    except (OSError, SyntaxError) as exc:
         raise _read_error(path, exc) from exc
     return img
 
@@ -85,10 +92,7 @@ def load_image(path: str | Path, upright: bool = False) -> np.ndarray:
     if img.format == "JPEG" and img.mode == "RGB" and not turned:  # most photos
         img.close()
         return _decode_jpeg(path)
-    try:
-        img.load()
-    except (OSError, SyntaxError) as exc:
-        raise _read_error(path, exc) from exc
+    img = _load(img, path)
     return to_rgb_array(ImageOps.exif_transpose(img) if turned else img)
 
 
@@ -99,9 +103,8 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     width, height = size
     if rgb.shape[:2] == (height, width):
         return rgb
-    if not rgb.flags.writeable:  # torch shares the memory and warns about read-only arrays
-        rgb = rgb.copy()
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
+    rgb = np.require(rgb, requirements=["C", "W"])  # torch shares the memory and warns about read-only arrays
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
     out = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     return out[0].permute(1, 2, 0).contiguous().numpy()
 
@@ -157,6 +160,17 @@ def save_mask(mask: np.ndarray, path: str | Path) -> None:
         tmp.write_bytes(encode_png(arr, two_valued=True))
 
 
+def save_mask_with(mask: np.ndarray, path: str | Path, write_picture: Callable[[], None]) -> None:
+    """save_mask, then write_picture() (the picture that goes with the mask); if that fails the mask is removed
+    too, so a photo gets both files or neither."""
+    save_mask(mask, path)
+    try:
+        write_picture()
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+
+
 def save_rgb(image: np.ndarray, path: str | Path, quality: int = 95, full_chroma: bool = False) -> None:
     """Write a uint8 RGB array as PNG or JPEG (by extension), atomically.
 
@@ -178,11 +192,7 @@ def encode_jpeg(image: np.ndarray, quality: int = 95, full_chroma: bool = False)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"a JPEG is written from an (H, W, 3) array, got shape {arr.shape}")
     sampling = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if full_chroma else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
-    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR),  # OpenCV writes BGR order
-                              [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling])
-    if not ok:
-        raise ValueError(f"could not encode an image of shape {arr.shape} as JPEG")
-    return buffer.tobytes()
+    return _encode(arr, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling])
 
 
 def encode_png(image: np.ndarray, two_valued: bool = False) -> bytes:
@@ -196,14 +206,19 @@ def encode_png(image: np.ndarray, two_valued: bool = False) -> bytes:
     arr = np.asarray(image, dtype=np.uint8)
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
         raise ValueError(f"a PNG is written from an (H, W) or (H, W, 3) array, got shape {arr.shape}")
-    if arr.ndim == 3:
-        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)  # OpenCV writes BGR order
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
     if two_valued:
         params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-    ok, buffer = cv2.imencode(".png", arr, params)
+    return _encode(arr, ".png", params)
+
+
+def _encode(arr: np.ndarray, extension: str, params: list[int]) -> bytes:
+    """A uint8 (H, W) or RGB (H, W, 3) array encoded by OpenCV in the format of `extension`."""
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)  # OpenCV writes BGR order
+    ok, buffer = cv2.imencode(extension, arr, params)
     if not ok:
-        raise ValueError(f"could not encode an image of shape {arr.shape} as PNG")
+        raise ValueError(f"could not encode an image of shape {arr.shape} as {extension.lstrip('.').upper()}")
     return buffer.tobytes()
 
 
