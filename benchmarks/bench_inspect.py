@@ -3,7 +3,7 @@
 Speed (one run, ratios within it), on real photos with a trained or untrained checkpoint:
 - end to end (read, encode, decode, resize, write mask and overlay: `textseg predict`'s loop; and with masks only,
   `--no-overlay`) against the bare forward of the same model (`Segmenter._forward`) on the same batches, already in
-  tensors;
+  tensors: each run against the bare forwards timed just before and after it, the median over repeats;
 - tiled prediction time per megapixel at 1, 4 and 12 MP (one real photo resized; `--tile-size` photo pixels per tile);
 - measurement (`textseg.measure.measure_mask`) of each tiled prediction against the prediction's time;
 - what measuring adds as the commands run it: `textseg inspect` against `textseg predict --tile` on a few 4 MP photos.
@@ -124,21 +124,26 @@ def speed(seg: Segmenter, photos: list[Path], batch_size: int, tile_size: int, r
     """The three speed ratios as a markdown section."""
     prompt = canonical_prompt("crack")
     seg.encode_prompt(prompt)
-    e2e_runs: dict[bool, list[float]] = {True: [], False: []}  # with overlay -> seconds per repeat
-    bare_runs = []
+    # Each end-to-end time is divided by the mean of the bare forwards timed just before and after it: on a
+    # shared host the machine's speed drifts within seconds, and a ratio of two best-ofs taken minutes apart
+    # moved by 0.1 between runs.
+    ratios: dict[bool, list[float]] = {True: [], False: []}  # with overlay -> ratio per repeat
+    times: dict[bool, list[float]] = {True: [], False: []}
+    bares = []
     with tempfile.TemporaryDirectory() as tmp:
         time_end_to_end(seg, photos[:batch_size], prompt, batch_size, Path(tmp))  # warm-up
-        for _ in range(repeats):  # interleaved, so a shared machine's drift reaches all three alike
+        bares.append(time_bare_forward(seg, photos, prompt, batch_size))
+        for _ in range(repeats):
             for with_overlay in (True, False):
-                e2e_runs[with_overlay].append(time_end_to_end(seg, photos, prompt, batch_size, Path(tmp), with_overlay))
-            bare_runs.append(time_bare_forward(seg, photos, prompt, batch_size))
-    bare = min(bare_runs)
-    e2e = {k: min(v) for k, v in e2e_runs.items()}
+                times[with_overlay].append(time_end_to_end(seg, photos, prompt, batch_size, Path(tmp), with_overlay))
+                bares.append(time_bare_forward(seg, photos, prompt, batch_size))
+                ratios[with_overlay].append(times[with_overlay][-1] / ((bares[-2] + bares[-1]) / 2))
     rows = []
     for with_overlay, what in ((True, "mask PNGs and overlay JPEGs"), (False, "mask PNGs only, `--no-overlay`")):
-        overhead = e2e[with_overlay] / bare
+        overhead = float(np.median(ratios[with_overlay]))
         rows.append(f"| end to end ({what}) vs bare forward ({len(photos)} photos of 640 px, batch {batch_size}) | "
-                    f"{e2e[with_overlay]:.2f} s vs {bare:.2f} s | {overhead:.2f}x | "
+                    f"{np.median(times[with_overlay]):.2f} s vs {np.median(bares):.2f} s | {overhead:.2f}x "
+                    f"(range {min(ratios[with_overlay]):.2f}-{max(ratios[with_overlay]):.2f}) | "
                     f"<= {TARGET_OVERHEAD}x: {'met' if overhead <= TARGET_OVERHEAD else 'NOT met'} |")
     base = np.asarray(Image.open(photos[0]).convert("RGB"))
     per_mp, measure_share = {}, {}
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=32, help="real 640-px photos for end to end vs bare (default 32)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--tile-size", type=int, default=TILE_SIZE)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batching", nargs="+", type=int, default=None, metavar="B",
                         help="with --ckpt: time batch sizes B against the smallest instead of the speed ratios (e.g. 1 8 32)")
     parser.add_argument("--tile-sweep", nargs="+", type=Path, default=None, metavar="RUN", help="run folders (RUN/best.pt)")
@@ -244,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
             body = speed(seg, crack_photos(args.photos), args.batch_size, args.tile_size, args.repeats)
             what = "inspection speed"
         section = (f"## {stamp}: {what} (`benchmarks/bench_inspect.py`)\n\n{machine_line(device)}; autocast "
-                   f"{seg.dtype or 'off (float32)'}; checkpoint `{args.ckpt}`; best of {args.repeats}.\n\n{body}")
+                   f"{seg.dtype or 'off (float32)'}; checkpoint `{args.ckpt}`; {args.repeats} repeats (overhead: median of the "
+                   f"paired ratios; other times: best of).\n\n{body}")
         print(section)
         append_results(args.results, section)
     if args.tile_sweep:

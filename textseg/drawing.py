@@ -31,9 +31,14 @@ def overlay(
     image, mask = _check_pair(image, mask)
     out = np.array(image, order="C")
     pixels = out.reshape(-1, 3)
-    where = np.flatnonzero(mask)  # masks are sparse: index once, then blend only those pixels
-    blended = (1.0 - alpha) * pixels[where].astype(np.float32) + alpha * np.asarray(color, np.float32)
-    pixels[where] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    where = np.flatnonzero(mask)  # masks are sparse: blend only those pixels
+    blended = np.take(pixels, where, axis=0).astype(np.float32)
+    blended *= 1.0 - alpha
+    blended += alpha * np.asarray(color, np.float32)
+    np.clip(np.round(blended, out=blended), 0, 255, out=blended)
+    # Written back as one 3-byte item per pixel: row indexing of (N, 3) costs twice as much.
+    rgb_item = np.dtype((np.void, 3))
+    pixels.view(rgb_item)[:, 0][where] = np.ascontiguousarray(blended.astype(np.uint8)).view(rgb_item)[:, 0]
     return out
 
 
