@@ -88,6 +88,13 @@ def test_prediction_imports_no_plotting_library() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_reading_and_writing_images_imports_no_torch() -> None:
+    # `textseg extract-masks` starts about a second sooner without torch (2-core CPU).
+    code = "import sys, textseg.data.labels; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_configs_round_trip_through_json_dicts() -> None:
     model = ModelConfig(visual_layers=(2, 5, 8, 11), decoder="seed")
     assert from_dict(ModelConfig, to_dict(model)) == model

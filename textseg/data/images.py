@@ -12,8 +12,6 @@ from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -100,6 +98,9 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 (H, W, 3) resized to size (width, height), bilinear with antialiasing: PIL's BILINEAR filter
     (identical pixels at 2x reductions, within one level elsewhere) in torch's uint8 kernel, about 4x faster
     than PIL. Prediction and training both resize through here, so the model sees the same pixels in each."""
+    import torch  # here, not at the top: reading and writing images (`textseg extract-masks`) does without it
+    import torch.nn.functional as F
+
     width, height = size
     if rgb.shape[:2] == (height, width):
         return rgb

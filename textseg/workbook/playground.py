@@ -196,8 +196,9 @@ class Playground:
         """The image's encoding, computed on first use (kept for the IMAGES_KEPT images used last)."""
 
         def encode() -> Any:
+            encoded = self.segmenter.encode_image(self.sources[label])
             self.encode_count += 1
-            return self.segmenter.encode_image(self.sources[label])
+            return encoded
 
         return remembered(self._encoded, label, encode, IMAGES_KEPT)
 
@@ -206,8 +207,9 @@ class Playground:
         the PREDICTIONS_KEPT pairs used last)."""
 
         def decode() -> Any:
+            prediction = self.segmenter.predict_encoded(self.encoded(label), prompt, return_attention=True)
             self.decode_count += 1
-            return self.segmenter.predict_encoded(self.encoded(label), prompt, return_attention=True)
+            return prediction
 
         return remembered(self._predictions, (label, prompt), decode, PREDICTIONS_KEPT)
 
