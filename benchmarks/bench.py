@@ -329,7 +329,7 @@ def run_quality(
     for name in decoders:
         run = out_dir / name
         cmd = [sys.executable, "-m", "textseg", "train", *[a for c, r in roots.items() for a in ("--data", f"{c}={r}")],
-               "--out", str(run), "--decoder", name, "--visual-weights", "random", "--text-weights", "random", "--max-minutes", str(minutes), "--device", device, "--seed", str(seed), *extra]
+               "--out", str(run), "--decoder", name, "--max-minutes", str(minutes), "--device", device, "--seed", str(seed), *extra]
         print("$", " ".join(cmd), flush=True)
         tic = time.monotonic()
         subprocess.run(cmd, check=True, cwd=REPO)

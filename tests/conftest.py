@@ -48,7 +48,7 @@ def tiny_configs(roots: dict[str, Path], decoder: str = "refine", **train_kwargs
     data_cfg = DataConfig(roots={c: str(r) for c, r in roots.items()}, negative_rate=0.3)
     # the pretrained pixel encoder (refine) with ViT queries, so the ViT feature cache is exercised too
     model_cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder=decoder, dim=64, heads=4, refine_width=8, refine_size=64,
-                            visual_weights="random", text_weights="random", queries="vit")
+                            visual_weights="random", queries="vit")  # the default text encoder: the packaged MiniLM
     train_cfg = TrainConfig(**{"epochs": 3, "batch_size": 4, "lr": 3e-3, "save_interval": 2, "device": "cpu", **train_kwargs})
     return data_cfg, model_cfg, train_cfg
 
@@ -58,7 +58,8 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-TINY = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="refine", dim=32, heads=8, refine_width=8, refine_size=64, visual_weights="random", text_weights="random")
+TINY = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="refine", dim=32, heads=8, refine_width=8, refine_size=64, visual_weights="random", text_weights="random",
+                  none_class=False)  # prompts mean the class their words name: tests that need the classifier say so
 
 
 def make_checkpoint(path: Path, model_cfg: ModelConfig = TINY, data_cfg: DataConfig | None = None) -> Path:

@@ -54,7 +54,7 @@ def test_attention_contrast_on_a_model_averages_images_with_a_defect(tmp_path: P
     for cls, entry in stats.items():
         assert entry["images"] == sum(s.cls == cls for s in samples)
         heads, tokens = entry["defect"].shape
-        assert tokens == len(entry["tokens"]) and entry["tokens"][0] == "<start>"
+        assert tokens == len(entry["tokens"]) and entry["tokens"][0] == "[CLS]"
         # each cell's weights over the prompt's tokens sum to one, so their means over cells do too
         np.testing.assert_allclose(entry["defect"].sum(1), np.ones(heads), atol=1e-5)
         np.testing.assert_allclose(entry["other"].sum(1), np.ones(heads), atol=1e-5)

@@ -98,7 +98,10 @@ def test_decoder_shapes_at_two_input_sizes(lite2: PixelEncoder, size: int) -> No
 
 def test_queries_resolve_and_vit_is_skipped() -> None:
     assert ModelConfig(visual_weights="random").resolved().queries == "pixel"
-    assert ModelConfig().resolved().queries == "vit"  # pretrained ViT: the seed's design
+    assert ModelConfig().resolved().queries == "pixel" and not ModelConfig().uses_vit  # no ViT unless asked for
+    assert ModelConfig(visual_weights="pretrained").resolved().queries == "vit"  # real ViT weights: the seed's design
+    with pytest.raises(ValueError, match="needs the ViT's tokens: pass --visual-weights"):
+        ModelConfig(decoder="seed").resolved()
     assert ModelConfig(visual_weights="random", pixel_encoder="none").resolved().queries == "vit"
     assert ModelConfig(visual_weights="random", decoder="seed").resolved().queries == "vit"
     with pytest.raises(ValueError, match="queries 'pixel' needs the refine decoder with a pixel encoder"):
@@ -120,7 +123,8 @@ def test_pixel_identity_mismatch_is_one_error() -> None:
 
 
 def test_training_steps_lower_the_loss_with_pretrained_encoder() -> None:
-    cfg = ModelConfig(dim=32, heads=4, refine_width=8, refine_size=64, visual_weights="random", text_weights="random")
+    cfg = ModelConfig(dim=32, heads=4, refine_width=8, refine_size=64, visual_weights="random", text_weights="random",
+                      text_encoder="clip", none_class=False)  # random text features: CLIP's pooling standardises them
     decoder = build_decoder(cfg, 0, TEXT_DIM)
     assert decoder.pixel.identity["sha256"] == PACKAGE_WEIGHTS[LITE2].sha256
     torch.manual_seed(0)

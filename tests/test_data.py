@@ -32,7 +32,7 @@ from textseg.data.datasets import (
 )
 from textseg.data.images import load_mask
 from textseg.data.labels import LabelError, extract_masks
-from textseg.prompts import PROMPTS
+from textseg.prompts import NONE, PROMPTS, UNRELATED
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 
@@ -286,14 +286,16 @@ def test_dataset_items_shapes_and_values():
 
 def test_negative_and_prompt_sampling_statistics():
     samples = list_samples(SAMPLE / "cracks", "train", "crack")
-    ds = SegDataset(samples * 100, negative_rate=0.3, flip=True, seed=3)  # draws only; nothing is loaded
+    ds = SegDataset(samples * 200, negative_rate=0.3, flip=True, seed=3, unrelated_rate=0.15)  # draws only; nothing is loaded
     draws = [ds.draw(i) for i in range(len(ds))]
-    negatives = [d for d in draws if d[0]]
-    assert 0.26 < len(negatives) / len(draws) < 0.34
-    assert all(p in PROMPTS["taping"] for _, p, _ in negatives)
-    assert all(p in PROMPTS["crack"] for n, p, _ in draws if not n)
-    assert len({p for n, p, _ in draws if not n}) == len(PROMPTS["crack"])
-    assert 0.45 < np.mean([f for _, _, f in draws]) < 0.55
+    negatives = [d for d in draws if d[3] == "taping"]
+    unrelated = [d for d in draws if d[3] == NONE]
+    assert 0.26 < len(negatives) / len(draws) < 0.34 and 0.12 < len(unrelated) / len(draws) < 0.18
+    assert all(n and p in PROMPTS["taping"] for n, p, _, _ in negatives)
+    assert all(n and p in UNRELATED for n, p, _, _ in unrelated)
+    assert all(p in PROMPTS["crack"] for n, p, _, c in draws if not n and c == "crack")
+    assert len({p for n, p, _, _ in draws if not n}) > 0.9 * len(PROMPTS["crack"])  # varied phrasings, not a few codes
+    assert 0.45 < np.mean([f for _, _, f, _ in draws]) < 0.55
     assert [ds.draw(i) for i in range(50)] == draws[:50]  # pure function of (seed, epoch, index)
     ds.set_epoch(1)
     epoch1 = [ds.draw(i) for i in range(len(ds))]
@@ -303,6 +305,8 @@ def test_negative_and_prompt_sampling_statistics():
     assert SegDataset(samples, negative_rate=0.0).draw(0)[0] is False
     with pytest.raises(ValueError, match="negative_rate 1.5"):
         SegDataset(samples, negative_rate=1.5)
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        SegDataset(samples, negative_rate=0.6, unrelated_rate=0.5)
 
 
 def test_negative_items_have_empty_masks_and_preload_matches():

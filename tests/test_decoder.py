@@ -26,7 +26,8 @@ def _inputs(batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
 
 
 def _cfg(decoder: str, **kwargs: object) -> ModelConfig:
-    return ModelConfig(**{"decoder": decoder, "dim": 32, "heads": 8, "refine_width": 8, "pixel_encoder": "none", **kwargs})
+    return ModelConfig(**{"decoder": decoder, "dim": 32, "heads": 8, "refine_width": 8, "pixel_encoder": "none",
+                          "visual_weights": "random", **kwargs})
 
 
 @pytest.mark.parametrize("name", ["seed", "refine"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -203,5 +204,7 @@ def test_build_encoders_and_identity() -> None:
     visual, text = build_encoders(cfg)
     identity = encoder_identity(visual, text)
     assert identity["visual"] == {"name": TINY, "weights": "random", "sha256": None, "seed": 3, "layers": [11]}
-    assert identity["text"]["name"] == "ViT-B/32" and identity["text"]["seed"] == 3
-    assert text.out_dim == 512 and visual.out_dim == 192
+    assert identity["text"]["name"] == "all-MiniLM-L6-v2" and identity["text"]["seed"] == 3  # the default text encoder
+    assert text.out_dim == 384 and visual.out_dim == 192
+    _, clip_text = build_encoders(dataclasses.replace(cfg, text_encoder="clip"))
+    assert encoder_identity(visual, clip_text)["text"]["name"] == "ViT-B/32" and clip_text.out_dim == 512

@@ -19,7 +19,7 @@ from textseg.config import DataConfig, ModelConfig  # noqa: E402
 from textseg.data.datasets import collect_split  # noqa: E402
 from textseg.evaluate import best_and_worst, compare_reports, evaluate, load_report, markdown_table, plot_cases  # noqa: E402
 from textseg.predict import Segmenter  # noqa: E402
-from textseg.prompts import PROMPTS  # noqa: E402
+from textseg.prompts import NONE, PromptMeaning, REPRESENTATIVE as PROMPTS, prompt_class, threshold_for  # noqa: E402
 
 from conftest import make_checkpoint  # noqa: E402
 
@@ -76,6 +76,12 @@ class FakeSegmenter:
 
     def encode_prompts(self, prompts: list[str]) -> None:
         self.prompts = list(prompts)
+
+    def prompt_meanings(self, prompts: list[str]) -> list[PromptMeaning]:
+        return [PromptMeaning(prompt_class(p) or NONE, {}, "words") for p in prompts]
+
+    def threshold(self, prompt: str, threshold: float | None = None) -> float:
+        return threshold_for(prompt, threshold)
 
     def encode_images(self, rgbs: list[np.ndarray], sources: list[str]) -> list[str]:
         self.encoded += [Path(s).stem for s in sources]

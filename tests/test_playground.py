@@ -14,6 +14,7 @@ pytest.importorskip("ipywidgets")
 
 from textseg.data.images import save_rgb  # noqa: E402
 from textseg.predict import Prediction, to_rgb  # noqa: E402
+from textseg.prompts import NONE, PromptMeaning, prompt_class, threshold_for  # noqa: E402
 from textseg.workbook import playground as playground_module  # noqa: E402
 from textseg.workbook.playground import attention_heatmap, build_playground, png_bytes, word_attention  # noqa: E402
 
@@ -30,6 +31,14 @@ class FakeSegmenter:
         rgb = to_rgb(image)
         return type("Encoded", (), {"rgb": rgb, "size": rgb.shape[:2]})()
 
+    @staticmethod
+    def prompt_meaning(prompt: str) -> PromptMeaning:
+        cls = prompt_class(prompt) or NONE
+        return PromptMeaning(cls, {c: 0.9 if c == cls else 0.05 for c in ("crack", "taping", NONE)})
+
+    def threshold(self, prompt: str, threshold: float | None = None) -> float:
+        return threshold_for(prompt, threshold, self.prompt_meaning(prompt).cls)
+
     def predict_encoded(self, encoded, prompt, threshold=0.5, return_attention=False):
         self.decodes += 1
         h, w = encoded.size
@@ -39,7 +48,7 @@ class FakeSegmenter:
         tokens = ["<start>", *prompt.split(), "<end>"]
         attention = rng.random((8, 196, 77)).astype(np.float32) if return_attention else None
         return Prediction(prob=prob, mask=prob > threshold, prompt=prompt, threshold=threshold,
-                          attention=attention, tokens=tokens)
+                          attention=attention, tokens=tokens, meaning=self.prompt_meaning(prompt))
 
 
 @pytest.fixture()
@@ -83,6 +92,19 @@ def test_preset_dropdown_sets_the_prompt(images):
     pg.preset.value = "drywall seam"
     assert pg.prompt.value == "drywall seam"
     assert "drywall seam" in pg.stats.value
+
+
+def test_the_class_a_typed_prompt_is_taken_to_mean_is_shown_beside_the_mask(images):
+    pg = build_playground(FakeSegmenter(), images, prompt="segment crack").playground
+    assert "play-meaning" in pg.meaning._dom_classes
+    assert "taken to mean: <b>crack (0.90" in pg.meaning.value and "empty" not in pg.meaning.value
+    stats = pg.update(prompt="segment the door")
+    assert stats["meaning"] == NONE and stats["meaning_probs"][NONE] == 0.9
+    assert "none of crack, taping (0.90" in pg.meaning.value and "the mask is empty" in pg.meaning.value
+    pg.prompt.value = "drywall seams"
+    assert "taken to mean: <b>taping" in pg.meaning.value and pg.threshold.value == 0.3  # the meaning's threshold
+    pg.prompt.value = ""
+    assert pg.meaning.value == ""
 
 
 def test_threshold_changes_mask_without_decoding_again(images):

@@ -17,7 +17,7 @@ from textseg.config import INPUT_SIZE, ModelConfig
 from textseg.data.images import load_image, load_mask
 from textseg.model.checkpoint import CheckpointError
 from textseg.predict import (Prediction, Segmenter, Tiling, blend_window, in_background, predict_files, tile_starts, to_rgb,
-                             token_strings, write_predictions)
+                             write_predictions)
 from textseg.drawing import overlay
 
 from conftest import TINY, make_checkpoint, wall_photo
@@ -44,8 +44,8 @@ def test_prediction_at_original_size_with_attention(seg: Segmenter) -> None:
     assert pred.prob.shape == (50, 80) and pred.prob.dtype == np.float32
     assert pred.mask.dtype == bool and (pred.mask == (pred.prob > 0.3)).all()
     assert 0.0 <= pred.prob.min() <= pred.prob.max() <= 1.0
-    assert pred.tokens == ["<start>", "segment", "crack", "<end>"] and pred.prompt == "segment crack"
-    assert pred.attention.shape == (8, (TINY.refine_size // 16) ** 2, 77)  # queries: the pixel encoder's 1/16 grid
+    assert pred.tokens == ["[CLS]", "segment", "crack", "[SEP]"] and pred.prompt == "segment crack"
+    assert pred.attention.shape == (8, (TINY.refine_size // 16) ** 2, 64)  # queries: the pixel encoder's 1/16 grid
     rounding = 1e-5 if seg.dtype is None else 1e-2  # bf16 autocast (CPUs with AMX / AVX512-BF16) keeps ~3 digits
     assert np.allclose(pred.attention.sum(-1), 1.0, atol=rounding)  # softmax over text tokens
     assert np.abs(pred.attention[..., len(pred.tokens) :]).max() == 0.0  # never attends to padding
@@ -111,7 +111,7 @@ def test_encode_once_then_many_prompts(seg_vit: Segmenter, monkeypatch: pytest.M
     second = seg.predict_encoded(encoded, "taped joint", threshold=0.4, return_attention=True)
     again = seg.predict_encoded(encoded, "hairline crack", threshold=0.9)
     assert calls == {"visual": 1, "text": 2}  # one ViT pass; text features cached per prompt
-    assert second.attention.shape == (8, 196, 77)  # ViT queries: 14 x 14 patches
+    assert second.attention.shape == (8, 196, 64)  # ViT queries: 14 x 14 patches
     np.testing.assert_allclose(first.prob, again.prob)
     assert again.mask.sum() <= first.mask.sum()
     direct = seg.predict([wall_photo(50, 80)], "hairline crack")[0]
@@ -161,10 +161,9 @@ def test_prompt_errors_and_overlong_warning(seg: Segmenter) -> None:
         seg.predict([wall_photo(20, 20)], "   ")
     with pytest.raises(ValueError, match="threshold"):
         seg.predict([wall_photo(20, 20)], "crack", threshold=1.5)
-    with pytest.warns(UserWarning, match="longer than CLIP"):
+    with pytest.warns(UserWarning, match="more than the text encoder's 64"):
         (pred,) = seg.predict([wall_photo(20, 20)], "crack " * 100)
-    assert pred.prob.shape == (20, 20) and len(pred.tokens) == 77
-    assert token_strings([49406, 15615, 10334, 49407, 0, 0]) == ["<start>", "segment", "crack", "<end>"]
+    assert pred.prob.shape == (20, 20) and pred.tokens[0] == "[CLS]" and pred.tokens[-1] == "[SEP]" and len(pred.tokens) == 64
 
 
 def test_bad_checkpoints_and_device(ckpt: Path, tmp_path: Path) -> None:
@@ -338,7 +337,7 @@ def test_seed_decoder_checkpoint_also_predicts(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         (pred,) = seg.predict([wall_photo(33, 57)], "segment taping area", return_attention=True)
-    assert pred.prob.shape == (33, 57) and pred.attention.shape == (8, 196, 77)
+    assert pred.prob.shape == (33, 57) and pred.attention.shape == (8, 196, 64)
 
 
 # ------------------------------------------------------------------------------ tiled prediction
@@ -437,5 +436,5 @@ def test_cli_overlong_prompt_warns_in_one_line(ckpt: Path, tmp_path: Path, capsy
                               "--out", str(tmp_path / "o"), "--device", "cpu"], capsys)
     assert code == 0
     assert err.strip().splitlines() == [next(line for line in err.splitlines() if "warning" in line)]
-    assert "textseg predict: warning: prompt" in err and "longer than CLIP's 77 tokens" in err and "ids =" not in err
+    assert "textseg predict: warning: prompt" in err and "more than the text encoder's 64" in err and "ids =" not in err
     assert "..." in stdout and stdout.count("crack") < 20  # the echo is shortened

@@ -14,7 +14,7 @@ import numpy as np
 
 from textseg.data.datasets import Sample, load_target
 from textseg.data.images import load_image
-from textseg.predict import word_indices
+from textseg.model.encoders import word_indices
 from textseg.progress import progress_bar
 from textseg.prompts import canonical_prompt
 from textseg.drawing import grid_side
@@ -41,9 +41,10 @@ def token_contrast(attention: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray
     return attention[:, cells].mean(axis=1), attention[:, ~cells].mean(axis=1)
 
 
-def attention_contrast(segmenter: Any, samples: Sequence[Sample], progress: bool = False) -> dict[str, dict[str, Any]]:
-    """For each class among `samples` (its canonical prompt): per token, the head-mean weight on defect cells and on
-    other cells, averaged over the images with both kinds of cell, and the head that favours the defect most.
+def attention_contrast(segmenter: Any, samples: Sequence[Sample], progress: bool = False,
+                       prompt: str | None = None) -> dict[str, dict[str, Any]]:
+    """For each class among `samples` (its canonical prompt, or `prompt` for every image): per token, the head-mean
+    weight on defect cells and on other cells, averaged over the images with both kinds of cell.
 
     Returns {class: {"prompt", "tokens", "images", "defect" (heads, T), "other" (heads, T)}}.
     """
@@ -52,14 +53,14 @@ def attention_contrast(segmenter: Any, samples: Sequence[Sample], progress: bool
         target = load_target(sample)
         if not target.any():
             continue
-        prompt = canonical_prompt(sample.cls)
-        pred = segmenter.predict([load_image(sample.image)], prompt, return_attention=True)[0]
+        asked = prompt or canonical_prompt(sample.cls)
+        pred = segmenter.predict([load_image(sample.image)], asked, return_attention=True)[0]
         n_tokens = len(pred.tokens)
         contrast = token_contrast(pred.attention[:, :, :n_tokens], defect_cells(target, pred.attention.shape[1]))
         if contrast is None:
             continue
         on, off = contrast
-        entry = sums.setdefault(sample.cls, {"prompt": prompt, "tokens": pred.tokens, "images": 0, "defect": 0.0, "other": 0.0})
+        entry = sums.setdefault(sample.cls, {"prompt": asked, "tokens": pred.tokens, "images": 0, "defect": 0.0, "other": 0.0})
         entry["images"] += 1
         entry["defect"] = entry["defect"] + on
         entry["other"] = entry["other"] + off
@@ -91,3 +92,13 @@ def defect_head(entry: dict[str, Any]) -> tuple[int, int]:
         raise ValueError(f"prompt {entry['prompt']!r} has no word tokens")
     head, word = np.unravel_index(np.argmax(gain[:, words]), (gain.shape[0], len(words)))
     return int(head), words[int(word)]
+
+
+def defect_word(entry: dict[str, Any] | None) -> str | None:
+    """The prompt token (not a start or end marker) whose head-mean weight gains most on defect cells over the other
+    cells, in one class's attention_contrast entry; None without an entry."""
+    if entry is None:
+        return None
+    gain = (entry["defect"] - entry["other"]).mean(axis=0)  # (T,)
+    words = word_indices(entry["tokens"]) or list(range(len(entry["tokens"])))
+    return entry["tokens"][max(words, key=lambda t: gain[t])]

@@ -17,6 +17,11 @@ REFINE_FOLDS: tuple[int, ...] = (1, 2)
 """Space-to-depth factors of the from-scratch refine branch's input: 1 keeps a stage at full resolution, 2 starts at 1/2."""
 LR_SCHEDULES: tuple[str, ...] = ("cosine", "constant")
 CACHE_MODES: tuple[str, ...] = ("memory", "disk", "none")
+TEXT_ENCODERS: tuple[str, ...] = ("minilm", "clip")
+"""Text towers: the sentence encoder all-MiniLM-L6-v2 (pretrained weights ship with a dependency, so it works offline)
+and OpenAI CLIP's (pretrained weights need the internet or a file)."""
+NO_VIT = "none"
+"""visual_weights value for a model without the ViT (its queries come from the pixel encoder)."""
 INPUT_SIZE: int = 320
 """Default side of the model input and the refine branch: at equal training time on a CPU, 320 px with a frozen pixel
 encoder beat 224 px fine-tuned (mean IoU of the two classes +0.035 over three validation carves;
@@ -37,6 +42,8 @@ class DataConfig:
     image_size: int = setting(INPUT_SIZE, "side of the model input and of the refine branch, a multiple of 32 (the ViT, "
                                           f"where one runs, sees the image at {MODEL_SIZE})")
     negative_rate: float = setting(0.3, "fraction of examples given the other class's prompt and an empty mask")
+    unrelated_rate: float = setting(0.15, "fraction of examples given a prompt for something textseg does not segment "
+                                          "(textseg.prompts.UNRELATED) and an empty mask")
     val_fraction: float = setting(0.15, "photos held back for validation where a root has no valid/")
     flip: bool = True
     augment: bool = setting(True, "random zoom and colour jitter of the training examples (textseg.data.augment)")
@@ -49,10 +56,14 @@ class ModelConfig:
     """Frozen encoders and the trainable decoder."""
 
     visual_model: str = setting("vit_base_patch16_224", "timm ViT name")
-    visual_weights: str = setting("pretrained", "pretrained | random | FILE (a state dict or safetensors file)")
+    visual_weights: str = setting(NO_VIT, "the ViT's weights: none (no ViT: the pixel encoder queries the prompt) | "
+                                          "pretrained | random | FILE (a state dict or safetensors file)")
     visual_layers: tuple[int, ...] = setting((-1,), "transformer blocks whose tokens are used; -1 is the last", metavar="BLOCK")
-    text_model: str = "ViT-B/32"
-    text_weights: str = setting("pretrained", "pretrained | random | FILE (a CLIP .pt file)")
+    text_encoder: str = setting("minilm", "text tower: minilm (all-MiniLM-L6-v2, offline) or clip (--text-model's)",
+                                choices=TEXT_ENCODERS)
+    text_model: str = "ViT-B/32"  # the CLIP model whose text tower --text-encoder clip uses
+    text_weights: str = setting("pretrained", "pretrained | random | FILE (minilm: a model.zip or its folder; clip: a .pt file)")
+    none_class: bool = True  # the prompt classifier also answers "none of the classes" (prompts for other things)
     decoder: str = setting("refine", "decoder", choices=DECODERS)
     dim: int = setting(512, "decoder width")
     heads: int = 8
@@ -73,13 +84,25 @@ class ModelConfig:
         needs_vit = self.decoder == "seed" or self.pixel_encoder == "none"
         if self.queries not in QUERIES:
             raise ValueError(f"queries {self.queries!r}: choose one of {list(QUERIES)}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.decoder!r}; choose one of {list(DECODERS)}")
+        if self.text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"text encoder {self.text_encoder!r}: choose one of {list(TEXT_ENCODERS)}")
         if needs_vit and self.queries == "pixel":
             raise ValueError(f"queries 'pixel' needs the refine decoder with a pixel encoder (decoder {self.decoder!r}, "
                              f"pixel_encoder {self.pixel_encoder!r})")
+        if self.visual_weights == NO_VIT and (needs_vit or self.queries == "vit"):
+            raise ValueError(f"decoder {self.decoder!r} with pixel encoder {self.pixel_encoder!r} and queries {self.queries!r} "
+                             "needs the ViT's tokens: pass --visual-weights pretrained, FILE or random")
         if self.queries != "auto":
             return self
-        queries = "vit" if needs_vit or self.visual_weights != "random" else "pixel"
+        queries = "vit" if needs_vit or self.visual_weights not in ("random", NO_VIT) else "pixel"
         return dataclasses.replace(self, queries=queries)
+
+    @property
+    def text_pooling(self) -> str:
+        """How the decoder pools the prompt's token features: "sentence" (MiniLM's normalised mean) or "clip"."""
+        return "sentence" if self.text_encoder == "minilm" else "clip"
 
     @property
     def uses_vit(self) -> bool:

@@ -30,7 +30,7 @@ from textseg.data.images import atomic_path, load_image, save_json
 from textseg.metrics import NEGATIVE_AREA, MetricAccumulator, format_metric
 from textseg.predict import Segmenter, add_segmenter_arguments
 from textseg.progress import progress_bar
-from textseg.prompts import PROMPTS, canonical_prompt, normalise_class, other_class, threshold_for, thresholds_text
+from textseg.prompts import REPRESENTATIVE, canonical_prompt, normalise_class, other_class, thresholds_text
 from textseg.drawing import draw_outline, overlay
 from textseg.viz import image_grid
 
@@ -93,28 +93,31 @@ def evaluate(
     threshold: float | None = None,
     all_negative_prompts: bool = False,
     progress: bool = True,
+    negative_prompts: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Metrics of `segmenter` on `split` of CLASS=ROOT datasets; writes report.json/report.md to out_dir if given.
-    Each class's prompts are thresholded at `threshold`, or when None at the class's default (CLASS_THRESHOLDS),
-    as prediction does."""
+    Each prompt is thresholded at `threshold`, or when None at the default of the class the model takes it to mean
+    (CLASS_THRESHOLDS), as prediction does. `negative_prompts`: per image class, prompts whose target is empty on
+    it (paraphrases of the other class, prompts for other things), scored as how often each fires; the other class's
+    canonical prompt is always among them."""
     roots = {normalise_class(c): Path(r) for c, r in roots.items()}
     if not roots:
         raise ValueError("no datasets to evaluate; give --data CLASS=ROOT")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    reported = {cls: threshold_for(canonical_prompt(cls), threshold) for cls in CLASSES}
-    grid_list = _threshold_grid(thresholds, list(reported.values()))
-    grid = np.asarray(grid_list, dtype=np.float32)  # compared in float32, as Prediction.mask does
-    t_of = {cls: grid_list.index(round(t, 6)) for cls, t in reported.items()}  # grid index of each class's threshold
     dc = segmenter.data_cfg
     samples = collect_split(roots, split, val_fraction=dc.val_fraction, seed=dc.seed)
     if not samples:
         raise ValueError(f"split {split!r} of {', '.join(map(str, roots.values()))} holds no images")
 
     pos_prompts = {cls: _class_prompts(cls, prompts) for cls in roots}
-    neg_prompts = {
-        cls: list(PROMPTS[other_class(cls)]) if all_negative_prompts else [canonical_prompt(other_class(cls))] for cls in roots
-    }
+    neg_prompts = {cls: _negative_prompts(cls, negative_prompts, all_negative_prompts) for cls in roots}
+    every = list(dict.fromkeys([*map(canonical_prompt, CLASSES), *(p for cls in roots for p in pos_prompts[cls] + neg_prompts[cls])]))
+    used = {p: segmenter.threshold(p, threshold) for p in every}  # each prompt's, as prediction applies it
+    grid_list = _threshold_grid(thresholds, list(used.values()))
+    grid = np.asarray(grid_list, dtype=np.float32)  # compared in float32, as Prediction.mask does
+    t_prompt = {p: grid_list.index(round(t, 6)) for p, t in used.items()}  # grid index of each prompt's threshold
+    t_of = {cls: t_prompt[canonical_prompt(cls)] for cls in CLASSES}
     pos = {cls: {p: _PromptStats(len(grid)) for p in pos_prompts[cls]} for cls in roots}
     neg = {cls: {p: np.zeros(len(grid), np.int64) for p in neg_prompts[cls]} for cls in roots}
     segmenter.encode_prompts([p for cls in roots for p in pos_prompts[cls] + neg_prompts[cls]])  # one text batch
@@ -141,7 +144,7 @@ def evaluate(
                         rec["negative_prompt"] = prompt
                         rec["negative_fraction"] = float((prob > grid[t_of[other_class(s.cls)]]).mean())
                     continue
-                own = pos[s.cls][prompt].add(prob, targets[j], grid)[t_of[s.cls]]
+                own = pos[s.cls][prompt].add(prob, targets[j], grid)[t_prompt[prompt]]
                 rec["prompt_iou"][prompt] = own["iou"]
                 if prompt == pos_prompts[s.cls][0]:
                     rec.update(
@@ -156,7 +159,9 @@ def evaluate(
             per_image.append({"image": str(s.image), "class": s.cls, "prompt": pos_prompts[s.cls][0],
                               "height": int(rgb.shape[0]), "width": int(rgb.shape[1]), **rec})
 
-    report = _build_report(segmenter, split, grid_list, t_of, pos, neg, n_images, all_negative_prompts)
+    report = _build_report(segmenter, split, grid_list, t_prompt, pos, neg, n_images,
+                           all_negative_prompts or negative_prompts is not None)
+    report["prompt_meanings"] = {p: {"class": m.cls, "probs": m.probs} for p, m in zip(every, segmenter.prompt_meanings(every))}
     report["roots"] = {cls: str(root) for cls, root in roots.items()}
     report["per_image"] = per_image
     if out_dir is not None:
@@ -164,9 +169,17 @@ def evaluate(
     return report
 
 
+def _negative_prompts(cls: str, chosen: Mapping[str, Sequence[str]] | None, all_of_other: bool) -> list[str]:
+    """Prompts whose target is empty on a class's images: the other class's canonical one first, then the chosen ones
+    (or, with all_of_other, the other class's representative prompts)."""
+    first = canonical_prompt(other_class(cls))
+    more = list(chosen.get(cls, ())) if chosen is not None else list(REPRESENTATIVE[other_class(cls)]) if all_of_other else []
+    return list(dict.fromkeys([first, *more]))
+
+
 def _class_prompts(cls: str, prompts: Mapping[str, Sequence[str]] | None) -> list[str]:
-    """Prompts evaluated for a class, canonical first (all of textseg.prompts unless overridden)."""
-    chosen = list(prompts[cls]) if prompts is not None and cls in prompts else list(PROMPTS[cls])
+    """Prompts evaluated for a class, canonical first (textseg.prompts.REPRESENTATIVE unless overridden)."""
+    chosen = list(prompts[cls]) if prompts is not None and cls in prompts else list(REPRESENTATIVE[cls])
     canonical = canonical_prompt(cls)
     return [canonical] + [p for p in dict.fromkeys(chosen) if p != canonical]
 
@@ -186,14 +199,15 @@ def _build_report(
     segmenter: Segmenter,
     split: str,
     grid: list[float],
-    t_of: dict[str, int],
+    t_prompt: dict[str, int],
     pos: dict[str, dict[str, _PromptStats]],
     neg: dict[str, dict[str, np.ndarray]],
     n_images: dict[str, int],
     all_negative_prompts: bool,
 ) -> dict[str, Any]:
-    """Assemble the JSON report from accumulated counts; t_of: the grid index of each class's threshold (a negative
-    prompt is thresholded as its own class's prompts are)."""
+    """Assemble the JSON report from accumulated counts; t_prompt: the grid index of each prompt's threshold (that of
+    the class the model takes it to mean)."""
+    t_of = {cls: t_prompt[canonical_prompt(cls)] for cls in CLASSES}
     classes: dict[str, Any] = {}
     sweep: dict[str, Any] = {"thresholds": grid, "classes": {}}
     neg_rate: dict[str, float] = {}
@@ -211,16 +225,16 @@ def _build_report(
             threshold=grid[t_main],
             best_threshold=grid[best],
             best_iou=ious[best],
-            prompt_mean_iou=_mean_defined([s.at(t_main)["iou"] for s in stats.values()]),
+            prompt_mean_iou=_mean_defined([s.at(t_prompt[p])["iou"] for p, s in stats.items()]),
             negative_fp_rate=float(canon_neg[t_neg] / n),
             n_images=n_images[cls],
-            per_prompt={p: s.at(t_main) for p, s in stats.items()},
+            per_prompt={p: {**s.at(t_prompt[p]), "threshold": grid[t_prompt[p]]} for p, s in stats.items()},
         )
         classes[cls] = entry
         sweep["classes"][cls] = {k: [r[k] for r in rows] for k in ("iou", "dice", "precision", "recall", "mean_image_iou")}
         sweep["classes"][cls]["negative_fp_rate"] = [float(v / n) for v in canon_neg]
         neg_rate[cls] = float(canon_neg[t_neg] / n)
-        neg_per_prompt[cls] = {p: float(v[t_neg] / n) for p, v in neg[cls].items()}
+        neg_per_prompt[cls] = {p: float(v[t_prompt[p]] / n) for p, v in neg[cls].items()}
     total = sum(n_images.values())
     fired = sum(neg[c][canonical_prompt(other_class(c))][t_of[other_class(c)]] for c in pos)
     report: dict[str, Any] = {
@@ -366,7 +380,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None,
                         help=f"threshold of the headline metrics (default: each class's, {thresholds_text()})")
     parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS), help="sweep, comma-separated (default %(default)s)")
-    parser.add_argument("--all-negative-prompts", action="store_true", help="try every prompt of the other class, not only its canonical one")
+    parser.add_argument("--all-negative-prompts", action="store_true", help="try several prompts of the other class, not only its canonical one")
     parser.add_argument("--canonical-only", action="store_true", help="evaluate only each class's canonical prompt (faster)")
     parser.add_argument("--batch-size", type=int, default=8, help="images (and prompt pairs) per batch (default 8)")
     add_segmenter_arguments(parser)

@@ -46,10 +46,11 @@ from textseg.predict import (
     in_background,
     prepare_prediction,
     predict_files,
+    unknown_prompt_note,
     unreadable_error,
 )
 from textseg.progress import progress_bar
-from textseg.prompts import normalise_class, prompt_class, threshold_for
+from textseg.prompts import NONE, PromptMeaning, normalise_class, prompt_class
 from textseg.drawing import labelled_overlay
 from textseg.viz import inspection_summary_figure
 
@@ -208,19 +209,26 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     """Predict, measure and report every photo; unreadable photos are reported after the others are written."""
     settings = _settings(args)
-    cls = measured_class(args.prompt, args.cls)
+    if args.cls:
+        normalise_class(args.cls)  # a wrong --class fails before the model loads
     seg, prompt, images, tiling = prepare_prediction(args)
+    meaning = seg.prompt_meaning(prompt)
+    cls = measured_class(prompt, args.cls, meaning)
+    if (note := unknown_prompt_note(prompt, meaning)) is not None:
+        print(note)
     report = inspect_photos(seg, images, prompt, args.out, cls, settings, args.threshold, tiling, args.batch_size, args.ckpt)
     return _finish(report, len(images))
 
 
-def measured_class(prompt: str, cls: str | None = None) -> str:
-    """The class to measure as: the one given, else the one the prompt names; ValueError when neither says."""
+def measured_class(prompt: str, cls: str | None = None, meaning: PromptMeaning | None = None) -> str:
+    """The class to measure as: the one given, else the one the model takes the prompt to mean (`meaning`), else the
+    one its words name; ValueError when none says."""
     if cls:
         return normalise_class(cls)
-    named = prompt_class(prompt)
-    if named is None:
-        raise ValueError(f"prompt {prompt!r} does not name one class; say which with --class {'|'.join(CLASSES)}")
+    named = meaning.cls if meaning is not None else prompt_class(prompt)
+    if named is None or named == NONE:
+        read = f" (read as {meaning.describe()})" if meaning is not None else ""
+        raise ValueError(f"prompt {prompt!r} does not name one class{read}; say which with --class {'|'.join(CLASSES)}")
     return named
 
 
@@ -232,8 +240,8 @@ def inspect_photos(
     """Predict each photo (tiled by default), measure its defects, write its mask and labelled overlay, then
     the folder's report.json, defects.csv and summary.png; unreadable photos are listed in report.failed.
     `threshold` None: the prompt's default (textseg.prompts.threshold_for)."""
-    cls = measured_class(prompt, cls)
-    threshold = threshold_for(prompt, threshold)
+    cls = measured_class(prompt, cls, seg.prompt_meaning(prompt))
+    threshold = seg.threshold(prompt, threshold)
     context = {"prompt": prompt, "checkpoint": str(checkpoint or seg.checkpoint), "threshold": threshold,
                "tiling": None if tiling is None else {"size": tiling.size, "overlap": tiling.overlap}}
     report = InspectionReport(Path(out_dir), cls, settings, **context)

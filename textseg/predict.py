@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import logging
 from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,17 +33,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from textseg import MODEL_SIZE, THRESHOLD
+from textseg import CLASSES, MODEL_SIZE, THRESHOLD
 from textseg.config import DataConfig, ModelConfig
 from textseg.data.images import (ImageReadError, is_image_file, load_image, resize_rgb, save_mask, save_mask_with, save_rgb,
                                  to_rgb_array)
 from textseg.engine.runtime import amp_dtype, autocast
 from textseg.engine.runtime import resolve_device
 from textseg.model.build import build_model
-from textseg.model.checkpoint import check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
+from textseg.model.checkpoint import CheckpointError, check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
 from textseg.model.decoder import gate_logits
+from textseg.model.minilm import is_minilm_weights
 from textseg.progress import progress_bar
-from textseg.prompts import threshold_for, thresholds_text
+from textseg.prompts import NONE, PromptMeaning, canonical_prompt, prompt_class, threshold_for, thresholds_text
 from textseg.drawing import overlay
 
 logger = logging.getLogger(__name__)
@@ -89,13 +89,14 @@ class Prediction:
     mask: np.ndarray  # bool (H, W): prob > threshold
     prompt: str
     threshold: float = THRESHOLD
-    attention: np.ndarray | None = None  # float32 (heads, 196, 77) when asked for
+    attention: np.ndarray | None = None  # float32 (heads, queries, T tokens) when asked for
     tokens: list[str] = field(default_factory=list)  # prompt tokens, start and end markers included
     source: str = ""  # file path, or "array[i]"
+    meaning: PromptMeaning | None = None  # the class the model takes the prompt to mean
 
     def with_threshold(self, threshold: float | None) -> "Prediction":
         """The same probabilities re-thresholded (no model work: for a threshold slider); None: the prompt's default."""
-        threshold = threshold_for(self.prompt, threshold)
+        threshold = threshold_for(self.prompt, threshold, self.meaning.cls if self.meaning else None)
         return dataclasses.replace(self, mask=self.prob > threshold, threshold=threshold)
 
     def stats(self) -> dict[str, object]:
@@ -162,43 +163,6 @@ def check_prompt(prompt: object) -> str:
     return prompt.strip()
 
 
-@functools.cache
-def _clip_tokenizer():
-    """CLIP's BPE tokenizer (loaded once), used to label attention columns with words."""
-    from clip.simple_tokenizer import SimpleTokenizer
-
-    return SimpleTokenizer()
-
-
-START, END = "<start>", "<end>"
-"""How token_strings names CLIP's start-of-text and end-of-text markers."""
-
-
-def word_indices(tokens: Sequence[str]) -> list[int]:
-    """Positions of the prompt's words among token_strings: every token but the start and end markers."""
-    return [i for i, t in enumerate(tokens) if t not in (START, END)]
-
-
-def token_strings(ids: Sequence[int]) -> list[str]:
-    """Readable CLIP tokens for ids up to and including end-of-text ("<start>", "segment", "crack", "<end>")."""
-    tok = _clip_tokenizer()
-    start, end = tok.encoder["<|startoftext|>"], tok.encoder["<|endoftext|>"]
-    words = []
-    for i in map(int, ids):
-        if i == start:
-            words.append(START)
-        elif i == end:
-            words.append(END)
-            break
-        elif i == 0:
-            break
-        else:
-            text = tok.decoder[i]
-            raw = bytearray(tok.byte_decoder[c] for c in text).decode("utf-8", errors="replace")
-            words.append(raw.replace("</w>", ""))
-    return words
-
-
 class Segmenter:
     """Frozen encoders + trained decoder on one device, in eval mode, with a per-prompt text cache."""
 
@@ -241,6 +205,11 @@ class Segmenter:
         payload = load_checkpoint(path)
         data_cfg, model_cfg, train_cfg = checkpoint_configs(payload)
         overrides = {k: v for k, v in (("visual_weights", visual_weights), ("text_weights", text_weights)) if v}
+        if text_weights and model_cfg.text_encoder == "minilm" and not is_minilm_weights(text_weights):
+            raise CheckpointError(
+                f"{path}: trained with the all-MiniLM-L6-v2 text encoder, and --text-weights {text_weights} is not its "
+                "weights (a model.zip, its folder or model.safetensors): leave --text-weights out, or use a checkpoint "
+                "trained with --text-encoder clip")
         model = build_model(dataclasses.replace(model_cfg, **overrides))
         check_encoders(payload, model.identity, path)
         load_decoder_state(model.decoder, payload["decoder"], path)
@@ -274,16 +243,17 @@ class Segmenter:
 
     @torch.inference_mode()
     def encode_prompts(self, prompts: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor, list[str]]]:
-        """Text features (77, Dt), padding (77,) and token strings per prompt; uncached prompts in one batch."""
+        """Text features (T, Dt), padding (T,) and token strings per prompt (T: the text encoder's context, 64 for
+        MiniLM, 77 for CLIP); uncached prompts in one batch."""
         prompts = [check_prompt(p) for p in prompts]
         missing = [p for p in dict.fromkeys(prompts) if p not in self._prompts]
         if missing:
-            ids = self.text.tokenize(missing).to(self.device)  # (M, 77); warns and truncates past 77 tokens
+            ids = self.text.tokenize(missing).to(self.device)  # (M, T); warns and cuts a prompt past T tokens
             with autocast(self.device, self.dtype):
-                features, padding = self.text(ids)  # (M, 77, Dt), (M, 77)
+                features, padding = self.text(ids)  # (M, T, Dt), (M, T)
             features = features.float()
             for i, p in enumerate(missing):
-                self._prompts[p] = (features[i], padding[i], token_strings(ids[i].tolist()))
+                self._prompts[p] = (features[i], padding[i], self.text.token_strings(ids[i].tolist()))
         entries = []
         for p in prompts:
             self._prompts.move_to_end(p)
@@ -293,8 +263,33 @@ class Segmenter:
         return entries
 
     def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """Text features (77, Dt), padding (77,) and token strings for one prompt; cached per prompt."""
+        """Text features (T, Dt), padding (T,) and token strings for one prompt; cached per prompt."""
         return self.encode_prompts([prompt])[0]
+
+    @torch.inference_mode()
+    def prompt_meanings(self, prompts: Sequence[str]) -> list[PromptMeaning]:
+        """What the model takes each prompt to mean, from the prompt alone (no image): the prompt classifier's class
+        and probabilities; for a model without the "none" output, the class its words name, as such models did."""
+        texts = self.encode_prompts(prompts)
+        head = getattr(getattr(self.decoder, "presence", None), "prompt", None)
+        probs: list[dict[str, float]] = [{} for _ in texts]
+        if head is not None:
+            with autocast(self.device, self.dtype):
+                embedding = self.decoder.text(torch.stack([t[0] for t in texts]), torch.stack([t[1] for t in texts]))
+                logits = head(embedding).float()  # (B, K [+ 1])
+            names = [*CLASSES, NONE][: logits.shape[1]]
+            probs = [dict(zip(names, row)) for row in logits.softmax(1).cpu().tolist()]
+        if self.model_cfg.none_class and head is not None:
+            return [PromptMeaning(max(p, key=p.get), p) for p in probs]
+        return [PromptMeaning(prompt_class(prompt) or NONE, p, "words") for prompt, p in zip(prompts, probs)]
+
+    def prompt_meaning(self, prompt: str) -> PromptMeaning:
+        """What the model takes one prompt to mean (prompt_meanings)."""
+        return self.prompt_meanings([prompt])[0]
+
+    def threshold(self, prompt: str, threshold: float | None = None) -> float:
+        """`threshold` when given, else the default of the class the model takes the prompt to mean."""
+        return threshold_for(prompt, threshold, self.prompt_meaning(prompt).cls if threshold is None else None)
 
     # ------------------------------------------------------------------------------ decoding
 
@@ -306,8 +301,8 @@ class Segmenter:
         texts = self.encode_prompts(prompts)
         visual = None if encoded[0].tokens is None else torch.stack([e.tokens for e in encoded])  # (B, 196, Dv)
         images = torch.stack([e.image for e in encoded])  # (B, 3, S, S)
-        text = torch.stack([t[0] for t in texts])  # (B, 77, Dt)
-        padding = torch.stack([t[1] for t in texts])  # (B, 77)
+        text = torch.stack([t[0] for t in texts])  # (B, T, Dt)
+        padding = torch.stack([t[1] for t in texts])  # (B, T)
         features = None  # an image paired with several prompts is encoded once (encode_images)
         if all(e.features is not None for e in encoded):
             features = [torch.stack(level) for level in zip(*(e.features for e in encoded))]
@@ -393,8 +388,9 @@ class Segmenter:
         single = isinstance(encoded, EncodedImage)
         items = [encoded] if single else list(encoded)
         prompts = _pair_prompts(prompt, len(items))
-        thresholds = [threshold_for(p, threshold) for p in prompts]
         tokens = [t[2] for t in self.encode_prompts(prompts)]
+        meanings = self.prompt_meanings(prompts)
+        thresholds = [threshold_for(p, threshold, m.cls) for p, m in zip(prompts, meanings)]
         probs, attention = self.decode(items, prompts, return_attention)
         preds = [
             Prediction(
@@ -405,6 +401,7 @@ class Segmenter:
                 attention=None if attention is None else attention[i],
                 tokens=tokens[i],
                 source=items[i].source,
+                meaning=meanings[i],
             )
             for i, p in enumerate(probs)
         ]
@@ -431,7 +428,7 @@ class Segmenter:
         images = list(images)
         prompt_list = _pair_prompts(prompts, len(images))
         self.encode_prompts(prompt_list)  # validates and caches every prompt before any image work
-        thresholds = [threshold_for(p, threshold) for p in prompt_list]
+        thresholds = [self.threshold(p, threshold) for p in prompt_list]
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         out: list[Prediction] = []
@@ -441,7 +438,8 @@ class Segmenter:
             for i, image in enumerate(progress_bar(images, desc="predict", unit="photo", disable=not progress or len(images) < 2)):
                 prob = self.tiled_probability(image, prompt_list[i], tiling, progress=progress)
                 out.append(Prediction(prob=prob, mask=prob > thresholds[i], prompt=check_prompt(prompt_list[i]), threshold=thresholds[i],
-                                      tokens=self.encode_prompt(prompt_list[i])[2], source=_source_name(image, i)))
+                                      tokens=self.encode_prompt(prompt_list[i])[2], source=_source_name(image, i),
+                                      meaning=self.prompt_meaning(prompt_list[i])))
             return out
         starts = range(0, len(images), batch_size)
         for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress or len(starts) < 2):
@@ -558,8 +556,12 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
 def add_segmenter_arguments(parser: argparse.ArgumentParser) -> None:
     """--device and the encoder-weights overrides of Segmenter.from_checkpoint (predict, evaluate)."""
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    parser.add_argument("--visual-weights", default=None, help="override the visual encoder weights file")
-    parser.add_argument("--text-weights", default=None, help="override the text encoder weights file")
+    parser.add_argument("--visual-weights", default=None,
+                        help="where the checkpoint's ViT weights are, when it was trained with one and they are not "
+                             "found as recorded (a timm state-dict file); must match the checkpoint")
+    parser.add_argument("--text-weights", default=None,
+                        help="where the checkpoint's text-encoder weights are, when not found as recorded (MiniLM: its "
+                             "model.zip or folder; CLIP: ViT-B-32.pt); must match the checkpoint")
 
 
 def check_output_stems(images: Sequence[Path]) -> list[Path]:
@@ -665,9 +667,21 @@ def unreadable_error(failed: Sequence[str], total: int) -> ValueError:
     return ValueError(f"{len(failed)} of {total} images could not be read (no files written for them): " + "; ".join(failed))
 
 
+def unknown_prompt_note(prompt: str, meaning: PromptMeaning) -> str | None:
+    """The line the command line prints for a prompt the model's classifier takes to mean none of the classes (its masks
+    come out empty); None for a known class, and for a model that reads prompts by their words (its masks are not)."""
+    if meaning.known or meaning.source != "model":
+        return None
+    shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+    return (f"prompt {shown!r} matches no class textseg segments: read as {meaning.describe()}; its masks are empty "
+            f"because of that (try e.g. {' or '.join(repr(canonical_prompt(c)) for c in CLASSES)})")
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Predict masks for every image; report unreadable images after writing the others."""
     seg, prompt, images, tiling = prepare_prediction(args)
+    if (note := unknown_prompt_note(prompt, seg.prompt_meaning(prompt))) is not None:
+        print(note)
     failed: list[str] = []
     written = 0
     results = predict_files(seg, images, prompt, args.threshold, args.batch_size, tiling, failed)
@@ -677,7 +691,7 @@ def run_cli(args: argparse.Namespace) -> int:
     if written:
         mode = f", tiles of {tiling.size or 'auto'} px" if tiling else ""
         shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
-        print(f"prompt {shown!r}, threshold {threshold_for(prompt, args.threshold):g}{mode}: wrote masks{' and overlays' if args.overlay else ''} for {written} of {len(images)} images to {args.out}")
+        print(f"prompt {shown!r} ({seg.prompt_meaning(prompt).describe()}), threshold {seg.threshold(prompt, args.threshold):g}{mode}: wrote masks{' and overlays' if args.overlay else ''} for {written} of {len(images)} images to {args.out}")
     if failed:
         raise unreadable_error(failed, len(images))
     return 0

@@ -3,33 +3,62 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from textseg import CLASS_THRESHOLDS, CLASSES, THRESHOLD
 
-PROMPTS: dict[str, tuple[str, ...]] = {
-    "crack": (
-        "segment crack",
-        "crack",
-        "wall crack",
-        "segment wall crack",
-        "crack in the wall",
-        "hairline crack",
-        "cracked plaster",
-        "concrete crack",
-    ),
-    "taping": (
-        "segment taping area",
-        "taping area",
-        "drywall seam",
-        "joint tape",
-        "drywall joint",
-        "segment drywall seam",
-        "taped joint",
-        "joint compound seam",
-    ),
+NONE = "none"
+"""What a prompt means when it names none of the classes (a door, a person, the sky)."""
+
+CANONICAL: dict[str, str] = {"crack": "segment crack", "taping": "segment taping area"}
+"""The fixed prompt of each class, used for evaluation and validation."""
+
+PHRASES: dict[str, tuple[str, ...]] = {
+    "crack": ("crack", "cracks", "wall crack", "hairline crack", "cracked plaster", "concrete crack", "crack in the wall",
+              "surface crack", "fine cracks", "cracking", "cracked wall", "crack line", "crack in the concrete",
+              "structural crack", "thin crack", "fracture", "cracked paint"),
+    "taping": ("taping area", "drywall seam", "joint tape", "drywall joint", "taped joint", "joint compound seam",
+               "drywall seams", "tape joint", "drywall tape", "taped seam", "seam tape", "joint compound", "taping",
+               "drywall joints", "tape line", "seam between drywall panels", "joint between two drywall boards"),
 }
-"""Prompts per class; the first of each is the canonical one used for evaluation."""
+"""Names of each class's defect, from the everyday word to the trade's; TEMPLATES turn them into prompts."""
+
+UNRELATED_PHRASES: tuple[str, ...] = (
+    "chair", "table", "bed", "lamp", "tree", "dog", "bird", "bicycle", "road", "grass", "water", "clouds", "mountain",
+    "computer", "keyboard", "phone", "bottle", "cup", "book", "shoe", "hat", "face", "hand", "painting", "mirror", "clock",
+    "television", "stairs", "roof", "fence", "pipe", "radiator", "rug", "curtain", "bathtub", "toilet", "sink",
+    "refrigerator", "truck", "bus", "boat", "horse", "ball", "shelf", "wallpaper pattern", "picture frame", "ladder",
+    "paint bucket", "tiles", "carpet", "cushion", "lightbulb", "the moon", "a red apple", "text on a sign",
+)
+"""Things textseg does not segment: their prompts are trained with an empty target and the prompt class "none"."""
+
+TEMPLATES: tuple[str, ...] = (
+    "{}", "segment {}", "segment the {}", "the {}", "find the {}", "show the {}", "detect {}", "highlight the {}",
+    "mark the {}", "locate the {}", "{} in this photo", "where is the {}", "a photo of {}", "mask of the {}",
+)
+"""How prompts are phrased around a name: the verbs and frames users type."""
+
+
+def _phrased(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Every template around every name, without repeats, in a fixed order."""
+    return tuple(dict.fromkeys(t.format(n) for n in names for t in TEMPLATES))
+
+
+PROMPTS: dict[str, tuple[str, ...]] = {cls: (CANONICAL[cls], *(p for p in _phrased(PHRASES[cls]) if p != CANONICAL[cls]))
+                                       for cls in CLASSES}
+"""Training prompts per class; the first of each is the canonical one used for evaluation."""
+
+REPRESENTATIVE: dict[str, tuple[str, ...]] = {
+    "crack": ("segment crack", "crack", "wall crack", "segment wall crack", "crack in the wall", "hairline crack",
+              "cracked plaster", "concrete crack"),
+    "taping": ("segment taping area", "taping area", "drywall seam", "joint tape", "drywall joint", "segment drywall seam",
+               "taped joint", "joint compound seam"),
+}
+"""A few prompts per class (canonical first) that evaluation scores one by one; every one is a training prompt."""
+
+UNRELATED: tuple[str, ...] = _phrased(UNRELATED_PHRASES)
+"""Training prompts for things textseg does not segment (target: an empty mask)."""
 
 CLASS_ALIASES: dict[str, str] = {
     "crack": "crack",
@@ -64,12 +93,45 @@ def prompt_class(prompt: str) -> str | None:
     return named.pop() if len(named) == 1 else None
 
 
-def threshold_for(prompt: str, threshold: float | None = None) -> float:
-    """`threshold` when given (checked to lie in [0, 1]); otherwise the default of the class the prompt names
-    (CLASS_THRESHOLDS), or THRESHOLD when it names none or both."""
+@dataclass(frozen=True)
+class PromptMeaning:
+    """What a model takes a prompt to mean: a class, or NONE (something textseg does not segment), and how sure it is.
+
+    `probs` are the prompt classifier's probabilities per class (and NONE where the model has that output), read from
+    the prompt alone; `source` says where `cls` came from: "model" (the classifier) or "words" (the class names in the
+    prompt, for models trained before prompts for other things were).
+    """
+
+    cls: str
+    probs: dict[str, float] = field(default_factory=dict)
+    source: str = "model"
+
+    @property
+    def known(self) -> bool:
+        """True when the prompt is taken to mean one of the classes textseg segments."""
+        return self.cls != NONE
+
+    @property
+    def confidence(self) -> float:
+        """The probability of `cls` (nan where the model has no prompt classifier)."""
+        return self.probs.get(self.cls, float("nan"))
+
+    def describe(self) -> str:
+        """One line: "crack (0.97; taping 0.02, none 0.01)", or "none of crack, taping (0.95; ...)"."""
+        others = ", ".join(f"{c} {p:.2f}" for c, p in self.probs.items() if c != self.cls)
+        name = self.cls if self.known else f"none of {', '.join(CLASSES)}"
+        if not self.probs:
+            return f"{name} (by its words)"
+        return f"{name} ({self.confidence:.2f}{'; ' + others if others else ''})"
+
+
+def threshold_for(prompt: str, threshold: float | None = None, meaning: str | None = None) -> float:
+    """`threshold` when given (checked to lie in [0, 1]); otherwise the default (CLASS_THRESHOLDS) of the class the
+    prompt is taken to mean (`meaning`, as the model reads it: a class or NONE), or, without one, of the class its
+    words name (prompt_class); THRESHOLD when it means none or both."""
     if threshold is None:
-        cls = prompt_class(prompt)
-        return CLASS_THRESHOLDS[cls] if cls is not None else THRESHOLD
+        cls = meaning if meaning is not None else prompt_class(prompt)
+        return CLASS_THRESHOLDS.get(cls, THRESHOLD) if cls is not None else THRESHOLD
     value = float(threshold)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -85,19 +147,19 @@ def thresholds_text(thresholds: Mapping[str, float] = CLASS_THRESHOLDS) -> str:
 
 
 def _check(cls: str) -> str:
-    if cls not in PROMPTS:
+    if cls not in CANONICAL:
         raise ValueError(f"unknown class {cls!r}; expected one of {list(CLASSES)}")
     return cls
 
 
 def all_prompts() -> list[str]:
-    """Every prompt of every class, in class order."""
-    return [p for cls in CLASSES for p in PROMPTS[cls]]
+    """Every training prompt: each class's in class order, then UNRELATED."""
+    return [p for cls in CLASSES for p in PROMPTS[cls]] + list(UNRELATED)
 
 
 def sample_prompt(cls: str, rng: random.Random) -> str:
-    """One prompt of `cls`, drawn uniformly with `rng`."""
-    return rng.choice(PROMPTS[_check(cls)])
+    """One prompt of `cls` (or of NONE: UNRELATED), drawn uniformly with `rng`."""
+    return rng.choice(UNRELATED if cls == NONE else PROMPTS[_check(cls)])
 
 
 def other_class(cls: str) -> str:
@@ -108,4 +170,4 @@ def other_class(cls: str) -> str:
 
 def canonical_prompt(cls: str) -> str:
     """The fixed prompt of a class: "segment crack" / "segment taping area"."""
-    return PROMPTS[_check(cls)][0]
+    return CANONICAL[_check(cls)]

@@ -167,6 +167,7 @@ def test_playground_in_jupyterlab(lab, tmp_path):
             mask = ui.locator("img.play-mask")
             expect(stats).to_contain_text("prompt 'segment crack'", timeout=WAIT_MS)
             expect(stats).to_contain_text(f"threshold {threshold:.2f}", timeout=WAIT_MS)
+            expect(ui.locator(".play-meaning")).to_contain_text("taken to mean: crack", timeout=WAIT_MS)
             page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=mask.element_handle())
             for toast in page.locator('.Toastify__toast button:has-text("No")').all():
                 toast.click()
@@ -191,6 +192,7 @@ def test_playground_in_jupyterlab(lab, tmp_path):
             prompt.press_sequentially("segment taping area", delay=20)
             prompt.press("Enter")
             expect(stats).to_contain_text("prompt 'segment taping area'", timeout=WAIT_MS)
+            expect(ui.locator(".play-meaning")).to_contain_text("taken to mean: taping", timeout=WAIT_MS)
             page.wait_for_function("([el, old]) => el.src !== old && el.complete", arg=[mask.element_handle(), src1])
             assert stats.inner_text() != stats1
             ui.screenshot(path=str(shots / "playground_taping.png"))

@@ -29,7 +29,7 @@ from textseg.data.augment import IDENTITY, draw_params
 from textseg.data.images import image_size, is_image_file, load_image, load_mask, resize_rgb
 from textseg.data.labels import COCO_JSON, class_from_keywords, coco_mask, read_coco, read_coco_images, yolo_mask
 from textseg.progress import progress_bar
-from textseg.prompts import normalise_class, other_class, sample_prompt
+from textseg.prompts import NONE, normalise_class, other_class, sample_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -392,19 +392,24 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int]
 
 
 class SegDataset(torch.utils.data.Dataset):
-    """Image, mask and a sampled prompt per sample; negatives pair a prompt of the other class with an empty mask.
+    """Image, mask and a sampled prompt per sample; negatives pair a prompt of the other class with an empty mask,
+    unrelated examples a prompt for something textseg does not segment (prompt class NONE) with an empty mask.
 
     Call set_epoch before iterating an epoch; DataLoader workers copy the dataset when an iterator starts,
     so use persistent_workers=False (the default) for set_epoch to reach them.
     """
 
     def __init__(self, samples: Sequence[Sample], image_size: int = MODEL_SIZE, negative_rate: float = 0.0,
-                 flip: bool = False, seed: int = 0, preload: bool = False, augment: bool = False) -> None:
-        if not 0.0 <= negative_rate <= 1.0:
-            raise ValueError(f"negative_rate {negative_rate} must be in [0, 1]")
+                 flip: bool = False, seed: int = 0, preload: bool = False, augment: bool = False,
+                 unrelated_rate: float = 0.0) -> None:
+        for name, rate in (("negative_rate", negative_rate), ("unrelated_rate", unrelated_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} {rate} must be in [0, 1]")
+        if negative_rate + unrelated_rate > 1.0:
+            raise ValueError(f"negative_rate {negative_rate} + unrelated_rate {unrelated_rate} must not exceed 1")
         self.samples = list(samples)
         self.image_size = image_size
-        self.negative_rate = negative_rate
+        self.negative_rate, self.unrelated_rate = negative_rate, unrelated_rate
         self.flip = flip
         self.augment = augment
         self.seed = seed
@@ -428,14 +433,16 @@ class SegDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{sample.image}: image is {image.shape[1]}x{image.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}")
         return resize_pair(image, mask, self.image_size)
 
-    def draw(self, index: int) -> tuple[bool, str, int]:
-        """(negative, prompt, flip) of an index at the current epoch."""
+    def draw(self, index: int) -> tuple[bool, str, int, str]:
+        """(negative, prompt, flip, the prompt's class: the image's, the other one, or NONE) of an index at the
+        current epoch; negative means the target is empty because the prompt asks for something else."""
         rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
-        negative = rng.random() < self.negative_rate
+        roll = rng.random()
         cls = self.samples[index].cls
-        prompt = sample_prompt(other_class(cls) if negative else cls, rng)
+        prompt_cls = other_class(cls) if roll < self.negative_rate else NONE if roll < self.negative_rate + self.unrelated_rate else cls
+        prompt = sample_prompt(prompt_cls, rng)
         flip = int(rng.random() < 0.5) if self.flip else 0
-        return negative, prompt, flip
+        return prompt_cls != cls, prompt, flip, prompt_cls
 
     def augmentation(self, index: int) -> tuple[float, ...]:
         """Zoom and colour-jitter parameters of an index at the current epoch (textseg.data.augment; identity when off)."""
@@ -445,7 +452,7 @@ class SegDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image, mask = self._cache[index] if self._cache is not None else self._load(index)
-        negative, prompt, flip = self.draw(index)
+        negative, prompt, flip, prompt_cls = self.draw(index)
         if flip:
             image, mask = image[:, ::-1], mask[:, ::-1]
         image_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0  # (3, S, S)
@@ -454,5 +461,5 @@ class SegDataset(torch.utils.data.Dataset):
             mask_t = torch.zeros_like(mask_t)
         sample = self.samples[index]
         return {"image": image_t, "mask": mask_t, "prompt": prompt, "cls": sample.cls, "negative": negative,
-                "prompt_cls": other_class(sample.cls) if negative else sample.cls, "has_mask": bool(mask.any()),
+                "prompt_cls": prompt_cls, "has_mask": bool(mask.any()),
                 "flip": flip, "augment": torch.tensor(self.augmentation(index)), "path": str(sample.image), "index": index}

@@ -60,7 +60,7 @@ class FeatureCache:
         self.text_id = identity_hash(text.identity)
         self.stats = {"visual_hits": 0, "visual_misses": 0, "text_hits": 0, "text_misses": 0}
         self._visual: dict[str, torch.Tensor] = {}  # key -> (196, D) float16 on device (memory mode)
-        self._text: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # prompt key -> ((77, Dt) float16, (77,) bool)
+        self._text: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # prompt key -> ((T, Dt) float16, (T,) bool)
         self._sha1: dict[str, str] = {}
         self.directory = Path(directory) if directory is not None else None
         if mode == "disk":
@@ -141,7 +141,7 @@ class FeatureCache:
     def _encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         with self._autocast():
             tokens = self.text.tokenize(prompts).to(self.device)
-            features, padding = self.text(tokens)  # (B, 77, Dt), (B, 77)
+            features, padding = self.text(tokens)  # (B, T, Dt), (B, T)
         return features.float(), padding.to(self.device)
 
     # ---- lookups ----------------------------------------------------------------------------
@@ -166,7 +166,7 @@ class FeatureCache:
         return torch.stack([t.to(self.device) for t in found]).float()  # type: ignore[union-attr]
 
     def text_tokens(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Text features (B, 77, Dt) float32 and padding mask (B, 77) bool for a list of prompts."""
+        """Text features (B, T, Dt) float32 and padding mask (B, T) bool for a list of prompts."""
         prompts = list(prompts)
         if self.mode == "none":
             self.stats["text_misses"] += len(prompts)

@@ -6,9 +6,10 @@
     last.pt          every epoch;  best.pt  the best epoch by `score`;  epoch_XXX.pt  every --save-interval
     cache/           features, with --cache disk
 
-Model selection: score = mean IoU over classes * (1 - negative-prompt false-positive rate), where an
-image counts as a false positive when its other class's canonical prompt predicts more than 1% of its
-pixels. A model that predicts nothing and one that ignores the prompt (FP rate 1) both score 0, so an
+Model selection: score = mean IoU over classes * (1 - negative-prompt false-positive rate)
+* (1 - unrelated-prompt false-positive rate), where an image counts as a false positive when its other class's
+canonical prompt (or, for the second rate, a prompt for something textseg does not segment) predicts more than 1%
+of its pixels. A model that predicts nothing and one that ignores the prompt (FP rate 1) both score 0, so an
 early empty-mask epoch never wins over one that segments (a subtracted penalty let it win).
 
 Under `torchrun --nproc_per_node N -m textseg train ...` every rank trains on its DistributedSampler
@@ -48,7 +49,7 @@ from textseg.metrics import NEGATIVE_AREA, dice, iou
 from textseg.model.build import build_model
 from textseg.model.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
 from textseg.progress import progress_bar
-from textseg.prompts import all_prompts, canonical_prompt, other_class, threshold_for
+from textseg.prompts import NONE, UNRELATED, all_prompts, canonical_prompt, other_class, threshold_for
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def build_datasets(data_cfg: DataConfig) -> tuple[Any, Any]:
         raise ValueError(f"no validation images in {where}: add a valid/ split or set --val-fraction above 0")
     size = data_cfg.image_size
     train_ds = SegDataset(train_samples, size, negative_rate=data_cfg.negative_rate, flip=data_cfg.flip, seed=data_cfg.seed,
-                         preload=True, augment=data_cfg.augment)
+                         preload=True, augment=data_cfg.augment, unrelated_rate=data_cfg.unrelated_rate)
     val_ds = SegDataset(val_samples, size, negative_rate=0.0, flip=False, seed=data_cfg.seed, preload=True)
     return train_ds, val_ds
 
@@ -140,44 +141,54 @@ def validate(
     dtype: torch.dtype | None,
     info: Dist,
     batch_size: int,
+    unrelated: bool = False,
 ) -> dict[str, float]:
-    """Loss, IoU/Dice per class (summed counts at model size) and negative-prompt FP rate on this rank's shard."""
+    """Loss, IoU/Dice per class (summed counts at model size) and negative-prompt FP rate on this rank's shard; with
+    `unrelated`, also how often a prompt for something textseg does not segment fires."""
     model.eval()
     shard = Subset(dataset, list(range(info.rank, len(dataset), info.world)))
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
-    keys = [f"{c}_{k}" for c in CLASSES for k in ("tp", "fp", "fn", "n", "neg_fp")]
+    keys = [f"{c}_{k}" for c in CLASSES for k in ("tp", "fp", "fn", "n", "neg_fp", "unrelated_fp")]
     sums = dict.fromkeys(keys + ["loss", "pairs"], 0.0)
     for batch in progress_bar(loader, desc="valid", unit="batch", leave=False, disable=not info.main):
         images = batch["image"].to(device, non_blocking=True)  # (B, 3, 224, 224)
         masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, 224, 224)
         classes = list(batch["cls"])
-        visual = cache.visual_tokens(images, batch["path"], [0] * len(classes))  # (B, 196, Dv)
+        b = len(classes)
+        visual = cache.visual_tokens(images, batch["path"], [0] * b)  # (B, 196, Dv)
         prompts = [canonical_prompt(c) for c in classes] + [canonical_prompt(other_class(c)) for c in classes]
-        text, padding = cache.text_tokens(prompts)  # (2B, 77, Dt)
+        prompt_classes = classes + [other_class(c) for c in classes]
+        if unrelated:  # one prompt for another thing per image, the same one for an image in every epoch
+            index = batch["index"].tolist()
+            prompts += [UNRELATED[(i * 7919) % len(UNRELATED)] for i in index]
+            prompt_classes += [NONE] * b
+        copies = len(prompts) // b
+        text, padding = cache.text_tokens(prompts)  # (copies B, 77, Dt)
         with autocast(device, dtype):
-            visual = visual.repeat(2, 1, 1) if visual is not None else None
+            visual = visual.repeat(copies, 1, 1) if visual is not None else None
             features = model.image_features(images)  # once per image, not per (image, prompt)
-            features = None if features is None else [f.repeat(2, 1, 1, 1) for f in features]
-            logits, aux = model(visual, text, padding, image=images.repeat(2, 1, 1, 1), return_aux=True, pixel_features=features)
-        logits = logits.float()  # (2B, 1, 224, 224): positives, then negatives
-        targets = torch.cat([masks, torch.zeros_like(masks)])
-        has_mask = masks.flatten(1).amax(1).gt(0).repeat(2)
-        labels = class_labels(classes * 2, classes + [other_class(c) for c in classes], has_mask).to(device)
+            features = None if features is None else [f.repeat(copies, 1, 1, 1) for f in features]
+            logits, aux = model(visual, text, padding, image=images.repeat(copies, 1, 1, 1), return_aux=True, pixel_features=features)
+        logits = logits.float()  # (copies B, 1, 224, 224): positives, negatives, then prompts for other things
+        targets = torch.cat([masks] + [torch.zeros_like(masks)] * (copies - 1))
+        has_mask = masks.flatten(1).amax(1).gt(0).repeat(copies)
+        labels = class_labels(classes * copies, prompt_classes, has_mask).to(device)
         sums["loss"] += float(decoder_loss(logits, targets, aux, labels)) * len(targets)
         sums["pairs"] += len(targets)
-        cutoff = torch.tensor([threshold_for(p) for p in prompts], device=device)  # each prompt's default, as prediction uses
-        pred = (logits.sigmoid().flatten(1) > cutoff[:, None])  # (2B, H*W)
-        pos, neg, target = pred[: len(classes)], pred[len(classes) :], masks.flatten(1) > 0.5
-        counts = torch.stack([
-            (pos & target).sum(1), (pos & ~target).sum(1), (~pos & target).sum(1),
-            (neg.float().mean(1) > NEGATIVE_AREA).long(),
-        ], 1).tolist()  # (B, 4): tp, fp, fn, negative false positive; one device sync per batch
-        for cls, (tp, fp, fn, neg_fp) in zip(classes, counts):
+        cutoff = torch.tensor([threshold_for(p, meaning=c) for p, c in zip(prompts, prompt_classes)], device=device)
+        pred = (logits.sigmoid().flatten(1) > cutoff[:, None])  # (copies B, H*W)
+        pos, target = pred[:b], masks.flatten(1) > 0.5
+        fired = (pred[b:].float().mean(1) > NEGATIVE_AREA).long().view(copies - 1, b)  # (copies - 1, B)
+        unrelated_fired = fired[1] if unrelated else torch.zeros_like(fired[0])
+        counts = torch.stack([(pos & target).sum(1), (pos & ~target).sum(1), (~pos & target).sum(1), fired[0],
+                              unrelated_fired], 1).tolist()  # (B, 5); one device sync per batch
+        for cls, (tp, fp, fn, neg_fp, unrel_fp) in zip(classes, counts):
             sums[f"{cls}_tp"] += tp
             sums[f"{cls}_fp"] += fp
             sums[f"{cls}_fn"] += fn
             sums[f"{cls}_n"] += 1
             sums[f"{cls}_neg_fp"] += neg_fp
+            sums[f"{cls}_unrelated_fp"] += unrel_fp
     names = list(sums)
     sums = dict(zip(names, all_sum([sums[k] for k in names], info, device)))
     return summarise_validation(sums)
@@ -194,8 +205,10 @@ def summarise_validation(sums: dict[str, float]) -> dict[str, float]:
         out[f"neg_fp_{c}"] = sums[f"{c}_neg_fp"] / sums[f"{c}_n"]
     out["mean_iou"] = float(np.mean([out[f"iou_{c}"] for c in present]))
     out["mean_dice"] = float(np.mean([out[f"dice_{c}"] for c in present]))
-    out["negative_fp_rate"] = sum(sums[f"{c}_neg_fp"] for c in present) / sum(sums[f"{c}_n"] for c in present)
-    out["score"] = out["mean_iou"] * (1.0 - out["negative_fp_rate"])
+    images = sum(sums[f"{c}_n"] for c in present)
+    out["negative_fp_rate"] = sum(sums[f"{c}_neg_fp"] for c in present) / images
+    out["unrelated_fp_rate"] = sum(sums.get(f"{c}_unrelated_fp", 0.0) for c in present) / images
+    out["score"] = out["mean_iou"] * (1.0 - out["negative_fp_rate"]) * (1.0 - out["unrelated_fp_rate"])
     return out
 
 
@@ -275,6 +288,9 @@ def _check_settings(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: Tra
         raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use one of {list(CACHE_MODES)}")
     lr_factor(train_cfg.lr_schedule, 0.0)  # an unknown schedule raises
     check_image_size(data_cfg)
+    if data_cfg.unrelated_rate > 0 and not model_cfg.none_class:
+        raise ValueError(f"unrelated_rate {data_cfg.unrelated_rate} trains prompts for other things, which needs a model "
+                         "whose prompt classifier answers 'none' (none_class); set --unrelated-rate 0")
 
 
 def _setup(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: Path,
@@ -345,7 +361,8 @@ def _run_epoch(run: _Run, epoch: int) -> None:
             f"training loss became {train_loss} in epoch {epoch + 1}; nothing of this epoch was saved: continue from "
             f"{run.out_dir / 'last.pt'} with a lower --lr, or start over"
         )
-    metrics = validate(run.evaluated, run.val_ds, run.cache, run.device, run.dtype, run.info, cfg.batch_size // run.info.world)
+    metrics = validate(run.evaluated, run.val_ds, run.cache, run.device, run.dtype, run.info, cfg.batch_size // run.info.world,
+                       unrelated=run.configs["data"]["unrelated_rate"] > 0)
     line = {"epoch": epoch + 1, "train_loss": train_loss, **metrics, "epoch_time_s": time.monotonic() - tic,
             "lr": run.optimizer.param_groups[0]["lr"], "cache": dict(run.cache.stats)}
     run.history.append(line)
@@ -468,8 +485,9 @@ def _set_lr(optimizer: torch.optim.Optimizer, train_cfg: TrainConfig, epoch: int
 def _log_epoch(line: dict[str, Any], epochs: int, is_best: bool) -> None:
     ious = " ".join(f"{c} {line[f'iou_{c}']:.3f}" for c in CLASSES if f"iou_{c}" in line)
     logger.info(
-        "epoch %d/%d: train loss %.4f, val loss %.4f, IoU %s, negative FP %.3f, score %.3f%s (%.1f s)",
-        line["epoch"], epochs, line["train_loss"], line["val_loss"], ious, line["negative_fp_rate"], line["score"],
+        "epoch %d/%d: train loss %.4f, val loss %.4f, IoU %s, negative FP %.3f, unrelated FP %.3f, score %.3f%s (%.1f s)",
+        line["epoch"], epochs, line["train_loss"], line["val_loss"], ious, line["negative_fp_rate"],
+        line.get("unrelated_fp_rate", 0.0), line["score"],
         " *best*" if is_best else "", line["epoch_time_s"],
     )
 

@@ -26,8 +26,11 @@ from textseg.data.images import atomic_path
 FORMAT = "textseg-checkpoint"
 VERSION = 1
 REQUIRED_KEYS = ("decoder", "epoch", "configs", "encoders")
-LEGACY_MODEL_SETTINGS: dict[str, Any] = {"refine_fold": 1, "pixel_encoder": "none", "pixel_weights": "random", "queries": "vit"}
+LEGACY_MODEL_SETTINGS: dict[str, Any] = {"refine_fold": 1, "pixel_encoder": "none", "pixel_weights": "random", "queries": "vit",
+                                         "text_encoder": "clip", "none_class": False}
 """Model settings implied by checkpoints written before the setting existed (what those decoders were)."""
+LEGACY_DATA_SETTINGS: dict[str, Any] = {"unrelated_rate": 0.0}
+"""Data settings likewise: such runs trained without prompts for other things, and resume so."""
 
 
 class CheckpointError(ValueError):
@@ -67,6 +70,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: textseg checkpoint lacks {missing}; the file is damaged")
     if isinstance(data["configs"], dict) and isinstance(data["configs"].get("model"), dict):
         data["configs"]["model"] = {**LEGACY_MODEL_SETTINGS, **data["configs"]["model"]}
+    if isinstance(data["configs"], dict) and isinstance(data["configs"].get("data"), dict):
+        data["configs"]["data"] = {**LEGACY_DATA_SETTINGS, **data["configs"]["data"]}
     return data
 
 

@@ -31,12 +31,12 @@ class CrossAttentionBlock(nn.Module):
     def forward(
         self, visual: torch.Tensor, text: torch.Tensor, text_padding: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, N, Dv), (B, 77, Dt), (B, 77) -> features (B, dim, g, g), attention (B, heads, N, 77)."""
+        """(B, N, Dv), (B, T, Dt), (B, T) -> features (B, dim, g, g), attention (B, heads, N, T)."""
         v = self.visual_proj(visual)  # (B, 196, dim)
-        t = self.text_proj(text)  # (B, 77, dim)
+        t = self.text_proj(text)  # (B, T, dim)
         attended, attention = self.attn(
             v, t, t, key_padding_mask=text_padding.bool(), need_weights=True, average_attn_weights=False
-        )  # (B, 196, dim), (B, heads, 196, 77)
+        )  # (B, 196, dim), (B, heads, 196, T)
         x = v + attended
         x = x + self.mlp(self.norm(x))  # (B, 196, dim)
         batch, tokens, dim = x.shape
@@ -81,7 +81,7 @@ class SeedDecoder(nn.Module):
         return_aux: bool = False,
         pixel_features: list[torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple:
-        """Logits (B, 1, 224, 224), or at the image's size when one is given; optionally attention (B, heads, 196, 77)
+        """Logits (B, 1, 224, 224), or at the image's size when one is given; optionally attention (B, heads, 196, T)
         and an (empty) aux dict. No pixel encoder: pixel_features is always None (see image_features)."""
         features, attention = self.context(visual, text, text_padding)  # (B, dim, 14, 14)
         logits = self.upsample(features)  # (B, 1, 224, 224)
@@ -133,18 +133,33 @@ class RunningStandardizer(nn.Module):
         return z.clamp(-self.clip, self.clip)
 
 
-class TextConditioner(nn.Module):
-    """Pooled prompt embedding (B, E) from token features: end-of-text and mean tokens, standardised, MLP."""
+TEXT_POOLINGS: tuple[str, ...] = ("clip", "sentence")
 
-    def __init__(self, text_dim: int, embed_dim: int) -> None:
+
+class TextConditioner(nn.Module):
+    """Pooled prompt embedding (B, E) from token features, then an MLP.
+
+    "sentence": the sentence encoder's own embedding (mean of the attended tokens, L2-normalised), scaled to unit
+    variance per dimension: a smooth function of the prompt's meaning, so paraphrases land near each other.
+    "clip": CLIP's end-of-text token beside the mean token, standardised with running statistics (random CLIP weights
+    give nearly identical features, and the standardiser makes their small differences count).
+    """
+
+    def __init__(self, text_dim: int, embed_dim: int, pooling: str = "clip") -> None:
         super().__init__()
-        self.standardize = RunningStandardizer(2 * text_dim)
-        self.mlp = nn.Sequential(nn.Linear(2 * text_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim))
+        if pooling not in TEXT_POOLINGS:
+            raise ValueError(f"text pooling {pooling!r}: choose one of {list(TEXT_POOLINGS)}")
+        self.pooling = pooling
+        pooled = text_dim if pooling == "sentence" else 2 * text_dim
+        self.standardize = RunningStandardizer(pooled) if pooling == "clip" else None
+        self.mlp = nn.Sequential(nn.Linear(pooled, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim))
 
     def forward(self, text: torch.Tensor, text_padding: torch.Tensor) -> torch.Tensor:
-        """(B, 77, Dt), (B, 77) -> (B, E)."""
-        keep = (~text_padding.bool()).unsqueeze(-1).to(text.dtype)  # (B, 77, 1)
+        """(B, T, Dt), (B, T) -> (B, E)."""
+        keep = (~text_padding.bool()).unsqueeze(-1).to(text.dtype)  # (B, T, 1)
         mean = (text * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # (B, Dt)
+        if self.standardize is None:
+            return self.mlp(F.normalize(mean.float(), dim=-1) * math.sqrt(mean.shape[-1]))
         eot = (keep.squeeze(-1).sum(1).long() - 1).clamp_min(0)  # last attended position = end-of-text
         last = text[torch.arange(text.shape[0], device=text.device), eot]  # (B, Dt)
         return self.mlp(self.standardize(torch.cat([last, mean], dim=-1)))
@@ -234,20 +249,23 @@ class ClassMatchHead(nn.Module):
 
     A prompt classifier on the text embedding and an image classifier on the pixels, each trained on every
     example (the prompt's class and the image's class are always known), so obeying the prompt does not
-    have to be learned from the negative examples alone.
+    have to be learned from the negative examples alone. With `none_class` the prompt classifier has one more
+    output, "none of the classes" (a door, the sky), which adds nothing to P: such a prompt switches the mask off.
     """
 
     def __init__(self, visual_dim: int, embed_dim: int, num_classes: int = len(CLASSES), width: int = 16,
-                 image: nn.Module | None = None) -> None:
+                 image: nn.Module | None = None, none_class: bool = False) -> None:
         super().__init__()
-        self.prompt = nn.Linear(embed_dim, num_classes)
+        self.num_classes = num_classes
+        self.prompt = nn.Linear(embed_dim, num_classes + int(none_class))
         self.image = image if image is not None else ImageClassifier(visual_dim, num_classes, width)
 
     def forward(self, image: torch.Tensor, visual: torch.Tensor | None, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
         """image (B, 3, S, S) or a feature map (what self.image takes), (B, N, Dv) or None, (B, E) ->
-        {"presence": (B,), "prompt_class": (B, K), "image_class": (B, K)} (logits)."""
-        prompt_class, image_class = self.prompt(embedding), self.image(image, visual)  # (B, K) each
-        log_p = torch.logsumexp(F.log_softmax(prompt_class.float(), 1) + F.logsigmoid(image_class.float()), 1)  # (B,)
+        {"presence": (B,), "prompt_class": (B, K) or (B, K + 1), "image_class": (B, K)} (logits)."""
+        prompt_class, image_class = self.prompt(embedding), self.image(image, visual)  # (B, K [+ 1]), (B, K)
+        prompt_log_p = F.log_softmax(prompt_class.float(), 1)[:, : self.num_classes]  # the none output adds nothing
+        log_p = torch.logsumexp(prompt_log_p + F.logsigmoid(image_class.float()), 1)  # (B,)
         return {"presence": logit_from_log_prob(log_p), "prompt_class": prompt_class, "image_class": image_class}
 
 
@@ -278,7 +296,7 @@ class _PromptedUNet(nn.Module):
         return_aux: bool = False,
         pixel_features: list[torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple:
-        """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, N, 77) and aux {"presence",
+        """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, N, T) and aux {"presence",
         "prompt_class", "image_class", "pixel_logits"}. `pixel_features`: image_features of these images, computed
         once and reused for every prompt (None: computed here)."""
         image, size = self._input(image)
@@ -353,6 +371,8 @@ class RefineDecoder(_PromptedUNet):
         width: int = 32,
         image_size: int = MODEL_SIZE,
         fold: int = 1,
+        pooling: str = "clip",
+        none_class: bool = False,
     ) -> None:
         super().__init__()
         if fold not in REFINE_FOLDS:
@@ -367,7 +387,7 @@ class RefineDecoder(_PromptedUNet):
         embed = 4 * width
         context_dim = min(dim, 8 * width)
         self.context = CrossAttentionBlock(visual_dim, text_dim, context_dim, heads, mlp_ratio=1.0)
-        self.text = TextConditioner(text_dim, embed)
+        self.text = TextConditioner(text_dim, embed, pooling)
         self.down = nn.ModuleList([_conv(3 * fold * fold, enc[0], norm=not full)])
         self.down.extend(_conv(c_in, c_out, stride=2) for c_in, c_out in zip(enc[:-1], enc[1:]))
         self.film_down = nn.ModuleList(FiLM(embed, c) for c in enc)
@@ -375,7 +395,7 @@ class RefineDecoder(_PromptedUNet):
         self.global_context = nn.Linear(enc[-1], enc[-1])
         self.bottleneck = nn.Sequential(_conv(enc[-1], enc[-1]), _conv(enc[-1], enc[-1], dilation=2))
         self.film_bottleneck = FiLM(embed, enc[-1])
-        self.presence = ClassMatchHead(visual_dim, embed, width=max(8, width // 2))
+        self.presence = ClassMatchHead(visual_dim, embed, width=max(8, width // 2), none_class=none_class)
         deeper = [*dec[1:], enc[-1]]  # channels arriving from below at each decoder scale
         self.lateral = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(deeper, dec))
         self.skip = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(enc[:-1], dec))
@@ -415,6 +435,8 @@ class PixelRefineDecoder(_PromptedUNet):
         heads: int = 8,
         width: int = 32,
         image_size: int = MODEL_SIZE,
+        pooling: str = "clip",
+        none_class: bool = False,
     ) -> None:
         super().__init__()
         if list(pixel.reductions) != [2, 4, 8, 16, 32]:
@@ -424,14 +446,14 @@ class PixelRefineDecoder(_PromptedUNet):
         embed, context_dim, bottom = 4 * width, min(dim, 8 * width), 8 * width
         dec = [max(8, width // 2), width, 2 * width]  # decoder channels at 1/2, 1/4, 1/8
         self.context = CrossAttentionBlock(visual_dim or chans[3] + chans[4], text_dim, context_dim, heads, mlp_ratio=1.0)
-        self.text = TextConditioner(text_dim, embed)
+        self.text = TextConditioner(text_dim, embed, pooling)
         self.film_down = nn.ModuleList(FiLM(embed, c) for c in chans)
         self.reduce = nn.Conv2d(chans[3] + chans[4], bottom, 1)
         self.fuse = nn.Conv2d(context_dim, bottom, 1)
         self.global_context = nn.Linear(bottom, bottom)
         self.bottleneck = nn.Sequential(_conv(bottom, bottom), _conv(bottom, bottom, dilation=2))
         self.film_bottleneck = FiLM(embed, bottom)
-        self.presence = ClassMatchHead(visual_dim, embed, image=PooledHead(chans[4], visual_dim))
+        self.presence = ClassMatchHead(visual_dim, embed, image=PooledHead(chans[4], visual_dim), none_class=none_class)
         deeper = [*dec[1:], bottom]  # channels arriving from below at each decoder scale
         self.lateral = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(deeper, dec))
         self.skip = nn.ModuleList(nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(chans[:3], dec))
@@ -472,11 +494,12 @@ def build_decoder(cfg: ModelConfig, visual_dim: int, text_dim: int) -> nn.Module
         if cfg.decoder == "seed":
             return SeedDecoder(visual_dim, text_dim, cfg.dim, cfg.heads)
         if cfg.decoder == "refine" and cfg.pixel_encoder == NONE:
-            return RefineDecoder(visual_dim, text_dim, cfg.dim, cfg.heads, cfg.refine_width, cfg.refine_size, cfg.refine_fold)
+            return RefineDecoder(visual_dim, text_dim, cfg.dim, cfg.heads, cfg.refine_width, cfg.refine_size, cfg.refine_fold,
+                                 cfg.text_pooling, cfg.none_class)
         if cfg.decoder == "refine":
             pixel = PixelEncoder(cfg.pixel_encoder, cfg.pixel_weights, cfg.seed)
             return PixelRefineDecoder(pixel, visual_dim if cfg.queries == "vit" else 0, text_dim, cfg.dim, cfg.heads,
-                                      cfg.refine_width, cfg.refine_size)
+                                      cfg.refine_width, cfg.refine_size, cfg.text_pooling, cfg.none_class)
     raise ValueError(f"unknown decoder {cfg.decoder!r}; choose one of {list(DECODERS)}")
 
 

@@ -1,8 +1,10 @@
-"""Frozen encoders: a timm ViT for image patch tokens and the OpenAI CLIP text tower for prompt tokens."""
+"""Frozen encoders: a timm ViT for image patch tokens, the OpenAI CLIP text tower for prompt tokens (the sentence
+encoder, textseg.model.minilm, is the default text tower), and how either is chosen."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import socket
 import warnings
@@ -95,7 +97,7 @@ def _unavailable(what: str, flag: str, reason: str) -> WeightsUnavailableError:
     )
 
 
-def _freeze(module: nn.Module) -> None:
+def freeze(module: nn.Module) -> None:
     """Switch a module to eval mode and stop gradients to all its parameters."""
     module.eval()
     for param in module.parameters():
@@ -131,7 +133,7 @@ class VisualEncoder(nn.Module):
             "seed": seed if kind == RANDOM else None,
             "layers": list(self.layers),
         }
-        _freeze(self)
+        freeze(self)
 
     @staticmethod
     def _resolve_layers(layers: tuple[int, ...], depth: int) -> tuple[int, ...]:
@@ -247,6 +249,8 @@ def _load_timm_file(model: nn.Module, path: Path) -> None:
 class TextEncoder(nn.Module):
     """The frozen CLIP text tower: token features after ln_final (B, 77, width) and a padding mask."""
 
+    pooling = "clip"  # the decoder pools the end-of-text token beside the mean token
+
     def __init__(self, name: str = "ViT-B/32", weights: str = RANDOM, seed: int = 0) -> None:
         super().__init__()
         kind, path = resolve_weights(weights, "--text-weights")
@@ -262,7 +266,7 @@ class TextEncoder(nn.Module):
             "seed": seed if kind == RANDOM else None,
             "layers": None,
         }
-        _freeze(self)
+        freeze(self)
 
     def _build_random(self, name: str, seed: int) -> None:
         """The text tower of a named CLIP model, initialised as CLIP does, from a fixed seed."""
@@ -335,6 +339,44 @@ class TextEncoder(nn.Module):
         device = self.positional_embedding.device
         return self(self.tokenize(prompts).to(device))
 
+    @staticmethod
+    def token_strings(ids: list[int]) -> list[str]:
+        """Readable CLIP tokens for ids up to and including end-of-text ("<start>", "segment", "crack", "<end>")."""
+        tok = _clip_tokenizer()
+        start, end = tok.encoder["<|startoftext|>"], tok.encoder["<|endoftext|>"]
+        words = []
+        for i in map(int, ids):
+            if i == start:
+                words.append(START)
+            elif i == end:
+                words.append(END)
+                break
+            elif i == 0:
+                break
+            else:
+                raw = bytearray(tok.byte_decoder[c] for c in tok.decoder[i]).decode("utf-8", errors="replace")
+                words.append(raw.replace("</w>", ""))
+        return words
+
+
+START, END = "<start>", "<end>"
+"""How TextEncoder.token_strings names CLIP's start-of-text and end-of-text markers."""
+MARKERS: frozenset[str] = frozenset({START, END, "[CLS]", "[SEP]"})
+"""Tokens that mark a prompt's start and end (CLIP's, BERT's) rather than one of its words."""
+
+
+def word_indices(tokens: list[str]) -> list[int]:
+    """Positions of the prompt's words among token strings: every token but the start and end markers."""
+    return [i for i, t in enumerate(tokens) if t not in MARKERS]
+
+
+@functools.cache
+def _clip_tokenizer():
+    """CLIP's BPE tokenizer (loaded once), used to label attention columns with words."""
+    from clip.simple_tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer()
+
 
 def _clip_load(name: str, path: Path | None) -> nn.Module:
     """A CLIP model on CPU from a local file (JIT archive or state dict) or clip.load's official download."""
@@ -363,11 +405,19 @@ def _clip_load(name: str, path: Path | None) -> nn.Module:
     return model.float()
 
 
-def build_encoders(cfg: ModelConfig) -> tuple[VisualEncoder | None, TextEncoder]:
+def build_text_encoder(cfg: ModelConfig) -> nn.Module:
+    """The frozen text tower named by cfg.text_encoder: the sentence encoder (minilm) or CLIP's."""
+    if cfg.text_encoder == "clip":
+        return TextEncoder(cfg.text_model, cfg.text_weights, cfg.seed)
+    from textseg.model.minilm import SentenceEncoder  # transformers is imported only where this encoder is built
+
+    return SentenceEncoder(cfg.text_weights, cfg.seed)
+
+
+def build_encoders(cfg: ModelConfig) -> tuple[VisualEncoder | None, nn.Module]:
     """The frozen visual and text encoders named by a model config; no ViT (None) when queries resolve to "pixel"."""
     visual = VisualEncoder(cfg.visual_model, cfg.visual_weights, tuple(cfg.visual_layers), cfg.seed) if cfg.uses_vit else None
-    text = TextEncoder(cfg.text_model, cfg.text_weights, cfg.seed)
-    return visual, text
+    return visual, build_text_encoder(cfg)
 
 
 def visual_dim(visual: VisualEncoder | None) -> int:
@@ -375,7 +425,7 @@ def visual_dim(visual: VisualEncoder | None) -> int:
     return 0 if visual is None else visual.out_dim
 
 
-def encoder_identity(visual: VisualEncoder | None, text: TextEncoder, pixel: dict[str, Any] | None = None) -> dict[str, Any]:
+def encoder_identity(visual: VisualEncoder | None, text: nn.Module, pixel: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a checkpoint records about its encoders (and the pixel encoder's initial weights), so others are refused."""
     identity: dict[str, Any] = {"visual": dict(visual.identity) if visual is not None else None, "text": dict(text.identity)}
     if pixel is not None:

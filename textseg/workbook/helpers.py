@@ -447,6 +447,15 @@ def plot_per_prompt(report: dict[str, Any], path: str | Path | None = None) -> A
     return save_figure(fig, path)
 
 
+def meaning_table(segmenter: Any, phrases: list[str]) -> str:
+    """Markdown: per phrase, the class the model takes it to mean, how sure, and the threshold prediction then uses."""
+    lines = ["| phrase | taken to mean | probabilities | threshold |", "|---|---|---|---:|"]
+    for phrase, meaning in zip(phrases, segmenter.prompt_meanings(phrases)):
+        probs = ", ".join(f"{c} {p:.2f}" for c, p in meaning.probs.items()) or "(by its words)"
+        lines.append(f"| {phrase} | {meaning.cls if meaning.known else '**none**'} | {probs} | {segmenter.threshold(phrase):g} |")
+    return "\n".join(lines)
+
+
 def find_runs(runs_dir: str | Path) -> dict[str, Path]:
     """{run name: RUN/best.pt} for every run folder under runs_dir holding a best.pt."""
     return {p.parent.name: p for p in sorted(Path(runs_dir).glob("*/best.pt"))}

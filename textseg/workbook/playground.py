@@ -11,7 +11,6 @@ sliding stay cheap. The slider follows each prompt's default threshold until the
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from collections import OrderedDict
@@ -26,8 +25,9 @@ import numpy as np
 from textseg.data.datasets import collect_split
 from textseg.data.images import encode_png, to_rgb_array
 from textseg.measure import measure_mask
-from textseg.predict import word_indices
-from textseg.prompts import PROMPTS, canonical_prompt, prompt_class, threshold_for
+from textseg.model.encoders import word_indices
+from textseg import CLASSES
+from textseg.prompts import canonical_prompt
 from textseg.drawing import overlay, upsample_attention
 from textseg.viz import save_figure
 
@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 UPLOAD_PREFIX = "upload:"
 IMAGES_KEPT = 8  # encoded images held (each with its photo and pixel-encoder features)
 PREDICTIONS_KEPT = 32  # (image, prompt) results held (each a full-size probability map and attention)
+PRESETS: tuple[str, ...] = (*(canonical_prompt(c) for c in CLASSES), "hairline crack", "cracked plaster", "drywall seam",
+                            "joint tape", "segment the door")
+"""The preset prompts offered beside the text box: each class's canonical prompt, a few others, and one for a thing
+textseg does not segment (to show how that is answered)."""
 
 
 def remembered(cache: OrderedDict, key: Hashable, make: Callable[[], Any], size: int) -> Any:
@@ -72,9 +76,18 @@ def png_bytes(image: np.ndarray, max_side: int = 384) -> bytes:
 
 
 def word_attention(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
-    """Mean over heads and over the prompt's words (not <start>/<end>) of (heads, 196, 77) attention; (196,)."""
+    """Mean over heads and over the prompt's words (not the start and end markers) of (heads, N, T) attention; (N,)."""
     words = word_indices(tokens) or list(range(len(tokens)))
     return np.asarray(attention, dtype=np.float32)[:, :, words].mean(axis=(0, 2))  # (196,)
+
+
+def meaning_html(meaning: Any) -> str:
+    """How the playground shows what a prompt is taken to mean: the class in bold, the probabilities beside it, and for
+    a prompt that names no class, why the mask is empty."""
+    text = f"taken to mean: <b>{meaning.describe()}</b>"
+    if not meaning.known:
+        text += " &mdash; textseg segments cracks and taping seams only, so the mask is empty"
+    return f"<span>{text}</span>"
 
 
 def attention_heatmap(rgb: np.ndarray, attention: np.ndarray, alpha: float = 0.55) -> np.ndarray:
@@ -105,7 +118,7 @@ class Playground:
         self.decode_count = 0  # decoder passes run so far (one per image and prompt)
         self._encoded: OrderedDict[str, Any] = OrderedDict()
         self._predictions: OrderedDict[tuple[str, str], Any] = OrderedDict()
-        presets = list(prompts) if prompts is not None else [p for ps in PROMPTS.values() for p in ps]
+        presets = list(prompts) if prompts is not None else list(PRESETS)
         first = prompt or canonical_prompt("crack")
 
         self.image = W.Dropdown(options=list(self.sources), description="image", layout=W.Layout(width="420px"))
@@ -118,18 +131,20 @@ class Playground:
         # user moves it or passes `threshold`; from then on it stays where they put it.
         self.follows_prompt = threshold is None
         self._syncing = False  # a slider move made by the prompt, not the user
-        self.threshold = W.FloatSlider(value=threshold_for(first, threshold), min=0.01, max=0.99, step=0.01, description="threshold",
+        self.threshold = W.FloatSlider(value=segmenter.threshold(first, threshold), min=0.01, max=0.99, step=0.01, description="threshold",
                                        readout_format=".2f", continuous_update=True)
         panel = dict(max_width="32%", border="1px solid #bbb", margin="2px")  # a white (all-foreground) mask stays visible
         self.mask_view = W.Image(format="png", layout=W.Layout(**panel))
         self.overlay_view = W.Image(format="png", layout=W.Layout(**panel))
         self.attention_view = W.Image(format="png", layout=W.Layout(**panel))
         self.stats = W.Label(value="")
+        self.meaning = W.HTML(value="")  # the class the typed prompt is taken to mean, beside the mask
         caption = W.HTML("<b>mask</b> &nbsp;|&nbsp; <b>overlay</b> (mask in red) &nbsp;|&nbsp; "
                          "<b>attention</b> (decoder cross-attention to the prompt's words, mean over heads)")
         self.ui = W.VBox([
             W.HBox([self.image, self.upload]),
             W.HBox([self.prompt, self.preset]),
+            self.meaning,
             self.threshold,
             caption,
             W.HBox([self.mask_view, self.overlay_view, self.attention_view]),
@@ -137,6 +152,7 @@ class Playground:
         ])
         self.ui.add_class("play-ui")  # CSS hooks for the browser test
         self.stats.add_class("play-stats")
+        self.meaning.add_class("play-meaning")
         for view, name in ((self.mask_view, "play-mask"), (self.overlay_view, "play-overlay"), (self.attention_view, "play-attention")):
             view.add_class(name)
         self.ui.playground = self  # type: ignore[attr-defined]  # reach the state from the widget
@@ -156,7 +172,7 @@ class Playground:
         if self.follows_prompt and text:
             self._syncing = True
             try:
-                self.threshold.value = threshold_for(text)
+                self.threshold.value = self.segmenter.threshold(text)
             finally:
                 self._syncing = False
         self.update()
@@ -220,12 +236,16 @@ class Playground:
         t = float(threshold if threshold is not None else self.threshold.value)
         if not text:
             self.stats.value = "type a prompt, e.g. 'segment crack' or 'segment taping area'"
+            self.meaning.value = ""
             return {}
         try:
             pred = self.prediction(label, text)
         except (ValueError, OSError) as exc:
             self.stats.value = f"error: {exc}"
+            self.meaning.value = ""
             return {}
+        meaning = pred.meaning
+        self.meaning.value = meaning_html(meaning) if meaning is not None else ""
         rgb = self.encoded(label).rgb
         mask = pred.prob > t  # (H, W)
 
@@ -234,8 +254,11 @@ class Playground:
         if pred.attention is not None:
             self.attention_view.value = png_bytes(attention_heatmap(rgb, word_attention(pred.attention, pred.tokens)), self.max_side)
         fg = int(mask.sum())
-        defects = measure_mask(mask, prompt_class(text) or "crack")  # the prompt's class; crack's rules otherwise
+        measured_as = meaning.cls if meaning is not None and meaning.known else "crack"  # crack's rules for other prompts
+        defects = measure_mask(mask, measured_as)
         stats = {"image": label, "prompt": text, "threshold": t, "foreground_pixels": fg,
+                 "meaning": None if meaning is None else meaning.cls,
+                 "meaning_probs": {} if meaning is None else dict(meaning.probs),
                  "foreground_fraction": fg / mask.size, "max_prob": float(pred.prob.max()),
                  "height": int(mask.shape[0]), "width": int(mask.shape[1]), "defects": len(defects),
                  "longest_px": max((d.length_px for d in defects), default=0.0),
@@ -262,10 +285,6 @@ class Playground:
         save_figure(fig, path, credit)
         plt.close(fig)
         return Path(path)
-
-    def mask_digest(self) -> str:
-        """A short hash of the shown mask PNG (to see that it changed)."""
-        return hashlib.sha1(self.mask_view.value).hexdigest()[:12]
 
 
 def build_playground(segmenter: Any, image_paths: Mapping[str, str | Path] | Sequence[str | Path],
