@@ -85,9 +85,11 @@ def score_run(run: Path, device: str = "auto", batch_size: int = 8) -> dict[str,
     return out
 
 
-def _mean_sd(values: list[float]) -> str:
-    """"0.474 ± 0.020" (population sd, as the other tables of RESULTS.md)."""
-    return f"{statistics.fmean(values):.3f} ± {statistics.pstdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+def _mean_sd(values: list[float], percent: bool = False) -> str:
+    """"0.474 ± 0.020", or "3.7% ± 4.1" for rates (population sd, as the other tables of RESULTS.md)."""
+    if percent:
+        return f"{100 * statistics.fmean(values):.1f}% ± {100 * statistics.pstdev(values):.1f}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.pstdev(values):.3f}"
 
 
 def markdown(results: list[dict[str, Any]], machine: str) -> str:
@@ -112,9 +114,10 @@ def markdown(results: list[dict[str, Any]], machine: str) -> str:
             f"| **mean ± sd** | {_mean_sd(col('crack', 'canonical_iou'))} / {_mean_sd(col('crack', 'paraphrase_iou'))} "
             f"({_mean_sd(col('crack', 'paraphrase_ratio'))}) | {_mean_sd(col('taping', 'canonical_iou'))} / "
             f"{_mean_sd(col('taping', 'paraphrase_iou'))} ({_mean_sd(col('taping', 'paraphrase_ratio'))}) | "
-            f"{_mean_sd(col('crack', 'paraphrase_fires_on_other'))} | {_mean_sd(col('taping', 'paraphrase_fires_on_other'))} | "
-            f"{_mean_sd(col('crack', 'unrelated_fires'))} / {_mean_sd(col('taping', 'unrelated_fires'))} | "
-            f"{_mean_sd([r['wrong_prompt'] for r in results])} | |")
+            f"{_mean_sd(col('crack', 'paraphrase_fires_on_other'), True)} | "
+            f"{_mean_sd(col('taping', 'paraphrase_fires_on_other'), True)} | "
+            f"{_mean_sd(col('crack', 'unrelated_fires'), True)} / {_mean_sd(col('taping', 'unrelated_fires'), True)} | "
+            f"{_mean_sd([r['wrong_prompt'] for r in results], True)} | |")
     return "\n".join(lines) + "\n"
 
 

@@ -63,7 +63,8 @@ class ModelConfig:
                                 choices=TEXT_ENCODERS)
     text_model: str = "ViT-B/32"  # the CLIP model whose text tower --text-encoder clip uses
     text_weights: str = setting("pretrained", "pretrained | random | FILE (minilm: a model.zip or its folder; clip: a .pt file)")
-    none_class: bool = True  # the prompt classifier also answers "none of the classes" (prompts for other things)
+    none_class: bool = setting(True, "the prompt classifier also answers 'none of the classes', trained on prompts for "
+                                     "other things (--unrelated-rate); off: prompts are read by their words")
     decoder: str = setting("refine", "decoder", choices=DECODERS)
     dim: int = setting(512, "decoder width")
     heads: int = 8

@@ -393,8 +393,10 @@ def pick_examples(roots: dict[str, str | Path], split: str, per_class: int = 1, 
 
 
 def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: str | Path | None = None,
-                       threshold: float | None = None, credit: bool = True) -> tuple[Any, list[dict[str, float]]]:
-    """One row per prompt on one image: probability, mask vs truth, attention to the prompt's words."""
+                       threshold: float | None = None, credit: bool = True,
+                       title: str = "the same image under prompts of both classes") -> tuple[Any, list[dict[str, float]]]:
+    """One row per prompt on one image: probability, mask vs truth, attention to the prompt's words; each row says
+    what the model takes its prompt to mean."""
     rgb, target = load_image(sample.image), load_target(sample)
     encoded = segmenter.encode_image(rgb)
     fig, axes = plt.subplots(len(prompts), 3, figsize=(11, 3.7 * len(prompts)), squeeze=False)
@@ -406,15 +408,17 @@ def prompt_swap_figure(segmenter: Any, sample: Any, prompts: list[str], path: st
         ax[1].imshow(thumbnail(draw_outline(overlay(rgb, pred.mask), target)))
         ax[2].imshow(thumbnail(attention_heatmap(rgb, word_attention(pred.attention, pred.tokens))))
         fraction = float(pred.mask.mean())
-        ax[0].set_ylabel(f"prompt {prompt!r}")
+        read = f"\nread as {pred.meaning.cls}" if pred.meaning is not None else ""
+        ax[0].set_ylabel(f"prompt {prompt!r}{read}")
         ax[0].set_title(f"probability (max {pred.prob.max():.2f})", fontsize=9)
         ax[1].set_title(f"mask red ({fraction:.1%} of pixels), truth yellow", fontsize=9)
         ax[2].set_title("attention to the words, mean of heads", fontsize=9)
         for a in ax:
             a.set_xticks([])
             a.set_yticks([])
-        rows.append({"prompt": prompt, "foreground_fraction": fraction, "mean_prob": float(pred.prob.mean())})
-    fig.suptitle(f"{sample.cls} image {sample.image.name[:40]}: the same image under prompts of both classes")
+        rows.append({"prompt": prompt, "foreground_fraction": fraction, "mean_prob": float(pred.prob.mean()),
+                     "meaning": None if pred.meaning is None else pred.meaning.cls})
+    fig.suptitle(f"{sample.cls} image {sample.image.name[:40]}: {title}")
     fig.tight_layout()
     return save_figure(fig, path, credit), rows
 
