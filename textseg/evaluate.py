@@ -30,7 +30,7 @@ from textseg.data.images import atomic_path, load_image, save_json
 from textseg.metrics import NEGATIVE_AREA, MetricAccumulator, format_metric
 from textseg.predict import Segmenter, add_segmenter_arguments
 from textseg.progress import progress_bar
-from textseg.prompts import REPRESENTATIVE, canonical_prompt, normalise_class, other_class, thresholds_text
+from textseg.prompts import REPRESENTATIVE, canonical_prompt, normalise_class, other_class, threshold_for, thresholds_text
 from textseg.drawing import draw_outline, overlay
 from textseg.viz import image_grid
 
@@ -113,7 +113,8 @@ def evaluate(
     pos_prompts = {cls: _class_prompts(cls, prompts) for cls in roots}
     neg_prompts = {cls: _negative_prompts(cls, negative_prompts, all_negative_prompts) for cls in roots}
     every = list(dict.fromkeys([*map(canonical_prompt, CLASSES), *(p for cls in roots for p in pos_prompts[cls] + neg_prompts[cls])]))
-    used = {p: segmenter.threshold(p, threshold) for p in every}  # each prompt's, as prediction applies it
+    meanings = dict(zip(every, segmenter.prompt_meanings(every)))
+    used = {p: threshold_for(p, threshold, m.cls) for p, m in meanings.items()}  # each prompt's, as prediction applies it
     grid_list = _threshold_grid(thresholds, list(used.values()))
     grid = np.asarray(grid_list, dtype=np.float32)  # compared in float32, as Prediction.mask does
     t_prompt = {p: grid_list.index(round(t, 6)) for p, t in used.items()}  # grid index of each prompt's threshold
@@ -161,7 +162,7 @@ def evaluate(
 
     report = _build_report(segmenter, split, grid_list, t_prompt, pos, neg, n_images,
                            all_negative_prompts or negative_prompts is not None)
-    report["prompt_meanings"] = {p: {"class": m.cls, "probs": m.probs} for p, m in zip(every, segmenter.prompt_meanings(every))}
+    report["prompt_meanings"] = {p: {"class": m.cls, "probs": m.probs} for p, m in meanings.items()}
     report["roots"] = {cls: str(root) for cls, root in roots.items()}
     report["per_image"] = per_image
     if out_dir is not None:

@@ -270,18 +270,21 @@ class Segmenter:
     def prompt_meanings(self, prompts: Sequence[str]) -> list[PromptMeaning]:
         """What the model takes each prompt to mean, from the prompt alone (no image): the prompt classifier's class
         and probabilities; for a model without the "none" output, the class its words name, as such models did."""
-        texts = self.encode_prompts(prompts)
+        unique = list(dict.fromkeys(check_prompt(p) for p in prompts))  # a prompt repeated per image is read once
+        texts = self.encode_prompts(unique)
         head = getattr(getattr(self.decoder, "presence", None), "prompt", None)
         probs: list[dict[str, float]] = [{} for _ in texts]
         if head is not None:
             with autocast(self.device, self.dtype):
                 embedding = self.decoder.text(torch.stack([t[0] for t in texts]), torch.stack([t[1] for t in texts]))
-                logits = head(embedding).float()  # (B, K [+ 1])
+                logits = head(embedding).float()  # (U, K [+ 1])
             names = [*CLASSES, NONE][: logits.shape[1]]
             probs = [dict(zip(names, row)) for row in logits.softmax(1).cpu().tolist()]
         if self.model_cfg.none_class and head is not None:
-            return [PromptMeaning(max(p, key=p.get), p) for p in probs]
-        return [PromptMeaning(prompt_class(prompt) or NONE, p, "words") for prompt, p in zip(prompts, probs)]
+            read = {p: PromptMeaning(max(q, key=q.get), q) for p, q in zip(unique, probs)}
+        else:
+            read = {p: PromptMeaning(prompt_class(p) or NONE, q, "words") for p, q in zip(unique, probs)}
+        return [read[check_prompt(p)] for p in prompts]
 
     def prompt_meaning(self, prompt: str) -> PromptMeaning:
         """What the model takes one prompt to mean (prompt_meanings)."""
@@ -427,8 +430,8 @@ class Segmenter:
             images = [images]
         images = list(images)
         prompt_list = _pair_prompts(prompts, len(images))
-        self.encode_prompts(prompt_list)  # validates and caches every prompt before any image work
-        thresholds = [self.threshold(p, threshold) for p in prompt_list]
+        meanings = self.prompt_meanings(prompt_list)  # validates and caches every prompt before any image work
+        thresholds = [threshold_for(p, threshold, m.cls) for p, m in zip(prompt_list, meanings)]
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         out: list[Prediction] = []
@@ -439,7 +442,7 @@ class Segmenter:
                 prob = self.tiled_probability(image, prompt_list[i], tiling, progress=progress)
                 out.append(Prediction(prob=prob, mask=prob > thresholds[i], prompt=check_prompt(prompt_list[i]), threshold=thresholds[i],
                                       tokens=self.encode_prompt(prompt_list[i])[2], source=_source_name(image, i),
-                                      meaning=self.prompt_meaning(prompt_list[i])))
+                                      meaning=meanings[i]))
             return out
         starts = range(0, len(images), batch_size)
         for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress or len(starts) < 2):

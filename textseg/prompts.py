@@ -131,7 +131,7 @@ def threshold_for(prompt: str, threshold: float | None = None, meaning: str | No
     words name (prompt_class); THRESHOLD when it means none or both."""
     if threshold is None:
         cls = meaning if meaning is not None else prompt_class(prompt)
-        return CLASS_THRESHOLDS.get(cls, THRESHOLD) if cls is not None else THRESHOLD
+        return CLASS_THRESHOLDS.get(cls, THRESHOLD)
     value = float(threshold)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")

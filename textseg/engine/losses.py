@@ -62,7 +62,8 @@ class ClassLabels(NamedTuple):
 def class_labels(image_classes: Sequence[str], prompt_classes: Sequence[str], has_mask: Sequence[bool] | torch.Tensor) -> ClassLabels:
     """Labels from each example's dataset class, its prompt's class, and whether its own mask has foreground."""
     index = {c: i for i, c in enumerate(CLASSES)}
-    prompt = torch.tensor([{**index, NONE: len(CLASSES)}[c] for c in prompt_classes], dtype=torch.long)  # (B,)
+    prompt_index = {**index, NONE: len(CLASSES)}
+    prompt = torch.tensor([prompt_index[c] for c in prompt_classes], dtype=torch.long)  # (B,)
     image = torch.zeros(len(image_classes), len(CLASSES))  # (B, K)
     image[torch.arange(len(image_classes)), torch.tensor([index[c] for c in image_classes])] = torch.as_tensor(has_mask).float().cpu()
     return ClassLabels(prompt, image)
@@ -70,8 +71,6 @@ def class_labels(image_classes: Sequence[str], prompt_classes: Sequence[str], ha
 
 def class_match_loss(aux: dict[str, torch.Tensor], labels: ClassLabels) -> torch.Tensor:
     """Cross-entropy of the prompt classifier plus BCE of the image classifier (decoders with a ClassMatchHead)."""
-    if int(labels.prompt.max()) >= aux["prompt_class"].shape[1]:
-        raise ValueError("prompts for other things (prompt class 'none') need a model with none_class; set unrelated_rate 0")
     prompt = F.cross_entropy(aux["prompt_class"].float(), labels.prompt)
     image = F.binary_cross_entropy_with_logits(aux["image_class"].float(), labels.image)
     return prompt + image

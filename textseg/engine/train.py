@@ -163,7 +163,7 @@ def validate(
             prompts += [UNRELATED[(i * 7919) % len(UNRELATED)] for i in index]
             prompt_classes += [NONE] * b
         copies = len(prompts) // b
-        text, padding = cache.text_tokens(prompts)  # (copies B, 77, Dt)
+        text, padding = cache.text_tokens(prompts)  # (copies B, T, Dt)
         with autocast(device, dtype):
             visual = visual.repeat(copies, 1, 1) if visual is not None else None
             features = model.image_features(images)  # once per image, not per (image, prompt)

@@ -13,6 +13,7 @@ from textseg import CLASSES, MODEL_SIZE
 from textseg.config import DECODERS, REFINE_FOLDS, ModelConfig
 from textseg.model.backbone import NONE, PixelEncoder
 from textseg.model.encoders import seeded
+from textseg.model.minilm import sentence_embedding
 
 
 
@@ -156,10 +157,10 @@ class TextConditioner(nn.Module):
 
     def forward(self, text: torch.Tensor, text_padding: torch.Tensor) -> torch.Tensor:
         """(B, T, Dt), (B, T) -> (B, E)."""
+        if self.standardize is None:
+            return self.mlp(sentence_embedding(text, text_padding) * math.sqrt(text.shape[-1]))
         keep = (~text_padding.bool()).unsqueeze(-1).to(text.dtype)  # (B, T, 1)
         mean = (text * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # (B, Dt)
-        if self.standardize is None:
-            return self.mlp(F.normalize(mean.float(), dim=-1) * math.sqrt(mean.shape[-1]))
         eot = (keep.squeeze(-1).sum(1).long() - 1).clamp_min(0)  # last attended position = end-of-text
         last = text[torch.arange(text.shape[0], device=text.device), eot]  # (B, Dt)
         return self.mlp(self.standardize(torch.cat([last, mean], dim=-1)))

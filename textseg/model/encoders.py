@@ -249,8 +249,6 @@ def _load_timm_file(model: nn.Module, path: Path) -> None:
 class TextEncoder(nn.Module):
     """The frozen CLIP text tower: token features after ln_final (B, 77, width) and a padding mask."""
 
-    pooling = "clip"  # the decoder pools the end-of-text token beside the mean token
-
     def __init__(self, name: str = "ViT-B/32", weights: str = RANDOM, seed: int = 0) -> None:
         super().__init__()
         kind, path = resolve_weights(weights, "--text-weights")
@@ -361,7 +359,9 @@ class TextEncoder(nn.Module):
 
 START, END = "<start>", "<end>"
 """How TextEncoder.token_strings names CLIP's start-of-text and end-of-text markers."""
-MARKERS: frozenset[str] = frozenset({START, END, "[CLS]", "[SEP]"})
+CLS, SEP = "[CLS]", "[SEP]"
+"""BERT's start and end markers, as the sentence encoder's tokens name them (textseg.model.minilm)."""
+MARKERS: frozenset[str] = frozenset({START, END, CLS, SEP})
 """Tokens that mark a prompt's start and end (CLIP's, BERT's) rather than one of its words."""
 
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from textseg.data.images import file_hash
-from textseg.model.encoders import PRETRAINED, RANDOM, freeze, resolve_weights, seeded
+from textseg.model.encoders import CLS, PRETRAINED, RANDOM, SEP, freeze, resolve_weights, seeded
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ PACKAGE = "all_minilm_l6_v2"
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 """SHA-256 of the published model.safetensors of sentence-transformers/all-MiniLM-L6-v2."""
 FILES = ("config.json", "tokenizer.json", "model.safetensors")
-CLS, SEP, PAD = "[CLS]", "[SEP]", "[PAD]"
+PAD = "[PAD]"
 
 
 def cache_root() -> Path:
@@ -120,8 +120,6 @@ def is_minilm_weights(weights: str) -> bool:
 
 class SentenceEncoder(nn.Module):
     """Frozen all-MiniLM-L6-v2: WordPiece ids (B, 64) -> token features (B, 64, 384) and padding (B, 64)."""
-
-    pooling = "sentence"  # the decoder pools token features as this model was trained to: mean, then L2 normalised
 
     def __init__(self, weights: str = PRETRAINED, seed: int = 0) -> None:
         super().__init__()

@@ -30,7 +30,7 @@ from textseg.engine.train import train
 from textseg.evaluate import evaluate, report_thresholds
 from textseg.measure import measure_mask
 from textseg.predict import Segmenter
-from textseg.prompts import thresholds_text
+from textseg.prompts import threshold_for, thresholds_text
 from textseg.drawing import draw_outline, overlay
 from textseg.viz import CLASS_COLORS, image_grid, plot_training_curves, save_figure  # noqa: F401 - also the notebooks' nb.save_figure
 from textseg.workbook.playground import attention_heatmap, word_attention
@@ -456,7 +456,7 @@ def meaning_table(segmenter: Any, phrases: list[str]) -> str:
     lines = ["| phrase | taken to mean | probabilities | threshold |", "|---|---|---|---:|"]
     for phrase, meaning in zip(phrases, segmenter.prompt_meanings(phrases)):
         probs = ", ".join(f"{c} {p:.2f}" for c, p in meaning.probs.items()) or "(by its words)"
-        lines.append(f"| {phrase} | {meaning.cls if meaning.known else '**none**'} | {probs} | {segmenter.threshold(phrase):g} |")
+        lines.append(f"| {phrase} | {meaning.cls if meaning.known else '**none**'} | {probs} | {threshold_for(phrase, None, meaning.cls):g} |")
     return "\n".join(lines)
 
 

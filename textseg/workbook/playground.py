@@ -11,6 +11,7 @@ sliding stay cheap. The slider follows each prompt's default threshold until the
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 from collections import OrderedDict
@@ -81,13 +82,20 @@ def word_attention(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
     return np.asarray(attention, dtype=np.float32)[:, :, words].mean(axis=(0, 2))  # (196,)
 
 
+UNKNOWN_NOTE = "textseg segments cracks and taping seams only, so the mask is empty"
+"""What the playground adds beside a prompt taken to mean none of the classes."""
+
+
 def meaning_html(meaning: Any) -> str:
     """How the playground shows what a prompt is taken to mean: the class in bold, the probabilities beside it, and for
     a prompt that names no class, why the mask is empty."""
-    text = f"taken to mean: <b>{meaning.describe()}</b>"
-    if not meaning.known:
-        text += " &mdash; textseg segments cracks and taping seams only, so the mask is empty"
-    return f"<span>{text}</span>"
+    note = "" if meaning.known else f" &mdash; {UNKNOWN_NOTE}"
+    return f"<span>taken to mean: <b>{html.escape(meaning.describe())}</b>{note}</span>"
+
+
+def meaning_line(meaning: Any) -> str:
+    """The same as one line of plain text (the snapshot's title)."""
+    return f"taken to mean: {meaning.describe()}" + ("" if meaning.known else f" - {UNKNOWN_NOTE}")
 
 
 def attention_heatmap(rgb: np.ndarray, attention: np.ndarray, alpha: float = 0.55) -> np.ndarray:
@@ -139,6 +147,7 @@ class Playground:
         self.attention_view = W.Image(format="png", layout=W.Layout(**panel))
         self.stats = W.Label(value="")
         self.meaning = W.HTML(value="")  # the class the typed prompt is taken to mean, beside the mask
+        self.shown_meaning: Any = None  # the PromptMeaning behind it (None: nothing shown)
         caption = W.HTML("<b>mask</b> &nbsp;|&nbsp; <b>overlay</b> (mask in red) &nbsp;|&nbsp; "
                          "<b>attention</b> (decoder cross-attention to the prompt's words, mean over heads)")
         self.ui = W.VBox([
@@ -236,16 +245,16 @@ class Playground:
         t = float(threshold if threshold is not None else self.threshold.value)
         if not text:
             self.stats.value = "type a prompt, e.g. 'segment crack' or 'segment taping area'"
-            self.meaning.value = ""
+            self._show_meaning(None)
             return {}
         try:
             pred = self.prediction(label, text)
         except (ValueError, OSError) as exc:
             self.stats.value = f"error: {exc}"
-            self.meaning.value = ""
+            self._show_meaning(None)
             return {}
         meaning = pred.meaning
-        self.meaning.value = meaning_html(meaning) if meaning is not None else ""
+        self._show_meaning(meaning)
         rgb = self.encoded(label).rgb
         mask = pred.prob > t  # (H, W)
 
@@ -271,6 +280,11 @@ class Playground:
         )
         return stats
 
+    def _show_meaning(self, meaning: Any) -> None:
+        """Show what the prompt is taken to mean above the mask, or nothing (None)."""
+        self.shown_meaning = meaning
+        self.meaning.value = "" if meaning is None else meaning_html(meaning)
+
     def snapshot(self, path: str | Path, credit: bool = True) -> Path:
         """Save the current view (overlay, mask, attention, statistics) as one PNG."""
         fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
@@ -280,8 +294,8 @@ class Playground:
                 ax.imshow(Image.open(io.BytesIO(view.value)), cmap="gray")
             ax.set_title(title)
             ax.axis("off")
-        meaning = self.meaning.value.replace("<b>", "").replace("</b>", "").replace("<span>", "").replace("</span>", "")
-        fig.suptitle(self.stats.value + ("\n" + meaning.replace("&mdash;", "-") if meaning else ""), fontsize=9)
+        shown = "" if self.shown_meaning is None else "\n" + meaning_line(self.shown_meaning)
+        fig.suptitle(self.stats.value + shown, fontsize=9)
         fig.tight_layout()
         save_figure(fig, path, credit)
         plt.close(fig)
