@@ -50,7 +50,7 @@ def test_measure_cli_reports_known_geometry(tmp_path: Path, capsys) -> None:
     first, second = report["images"][0]["defects"]
     assert first["id"] == 1 and first["area_px"] == 2000 and first["bbox"] == [40, 30, 240, 40]
     assert first["length_px"] == pytest.approx(200, rel=0.05) and first["mean_width_px"] == pytest.approx(10, abs=1)
-    assert first["length_mm"] == pytest.approx(first["length_px"] * 0.05)
+    assert first["length_mm"] == pytest.approx(first["length_px"] * 0.05, abs=1e-3)
     assert first["width_class"] == "fine"  # about 0.5 mm wide
     assert second["length_px"] == pytest.approx(60, rel=0.05) and second["max_width_px"] == pytest.approx(4, abs=1)
     assert report["images"][1]["defects"] == [] and report["summary"]["count"] == 2
@@ -146,6 +146,11 @@ def test_inspect_photos_api_wrong_prompt_gives_zero_defects(ckpt: Path, tmp_path
 
 
 def test_label_text_units() -> None:
-    defect = {"id": 3, "length_px": 412.4, "max_width_px": 3.14, "length_mm": 41.2, "max_width_mm": 0.314}
-    assert label_text(defect, "px") == "#3  L 412 px  W 3.1 px"
-    assert label_text(defect, "mm") == "#3  L 41 mm  W 0.31 mm"
+    pixels = {"id": 3, "length_px": 412.4, "max_width_px": 3.14}
+    assert label_text(pixels) == "#3  L 412 px  W 3.1 px"
+    scaled = {**pixels, "length_mm": 41.2, "max_width_mm": 0.314}
+    assert label_text(scaled) == "#3  L 41 mm  W 0.31 mm"
+    # What the photo shows wins over the mask where it was read; a valley not seen leaves the mask's width.
+    seen = {**scaled, "visible_length_mm": 39.6, "visible_width_mm": 0.1, "visible_max_width_mm": 0.12}
+    assert label_text(seen) == "#3  L 40 mm  W 0.12 mm"
+    assert label_text({**seen, "visible_max_width_mm": None}) == "#3  L 40 mm  W 0.31 mm"

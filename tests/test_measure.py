@@ -12,7 +12,7 @@ from skimage.draw import polygon
 from skimage.measure import regionprops
 
 from textseg import CLASSES
-from textseg import measure
+from textseg.measure import skeleton
 from textseg.measure import (
     WIDTH_CLASSES,
     Defect,
@@ -23,6 +23,7 @@ from textseg.measure import (
     summarize,
     width_class,
 )
+from textseg.measure.plane import Plane
 
 # The acceptance rule: length within 5%, widths within max(1 px, 10%).
 LENGTH_TOL = 0.05
@@ -175,7 +176,7 @@ def test_wide_defects_are_thinned_at_half_resolution(width: int, coarse: bool) -
     # The ragged-band and widening-crack tests below measure through both ways of thinning.
     crop = np.pad(rough_band(200, width, 30, seed=0), 2)
     dist = cv2.distanceTransform(crop.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    skel, was_coarse = measure._centre_line(crop, dist)
+    skel, was_coarse = skeleton._thin(crop, dist)
     assert was_coarse == coarse
     assert cv2.connectedComponents(skel.view(np.uint8), connectivity=8)[0] == 2  # background and one line
     assert skel.sum() < 1.2 * 200  # one pixel wide, not a band
@@ -323,18 +324,20 @@ def test_to_dict_is_json_ready_and_scaled() -> None:
     }
     assert plain["class"] == "crack" and plain["id"] == 1
     json.dumps(plain)
-    scaled = crack.to_dict(mm_per_px=0.1)
+    scaled_crack = only(measure_mask(band(300, 5, 30), plane=Plane.uniform(0.1)))
+    scaled = scaled_crack.to_dict()
     json.dumps(scaled)
-    assert scaled["length_mm"] == pytest.approx(crack.length_px * 0.1)
-    assert scaled["mean_width_mm"] == pytest.approx(crack.mean_width_px * 0.1)
-    assert scaled["max_width_mm"] == pytest.approx(crack.max_width_px * 0.1)
-    assert scaled["area_mm2"] == pytest.approx(crack.area_px * 0.01)
-    assert scaled["width_class"] == "fine"  # about 0.5 mm
-    assert crack.to_dict(mm_per_px=1.0)["width_class"] == "wide"
-    tape = only(measure_mask(band(300, 5, 30), cls="taping"))
-    assert tape.to_dict(mm_per_px=0.1)["width_class"] is None
+    # One scale for the whole photo: the plane's sizes are the pixel sizes times the scale.
+    assert scaled["length_mm"] == pytest.approx(crack.length_px * 0.1, abs=1e-3)
+    assert scaled["mean_width_mm"] == pytest.approx(crack.mean_width_px * 0.1, abs=1e-3)
+    assert scaled["max_width_mm"] == pytest.approx(crack.max_width_px * 0.1, abs=1e-3)
+    assert scaled["area_mm2"] == pytest.approx(crack.area_px * 0.01, abs=1e-3)
+    assert scaled["width_class"] == "fine" and scaled["width_from"] == "mask"  # about 0.5 mm
+    assert only(measure_mask(band(300, 5, 30), plane=Plane.uniform(1.0))).to_dict()["width_class"] == "wide"
+    tape = only(measure_mask(band(300, 5, 30), cls="taping", plane=Plane.uniform(0.1)))
+    assert tape.to_dict()["width_class"] is None
     with pytest.raises(ValueError, match="--mm-per-px"):
-        crack.to_dict(mm_per_px=0)
+        check_mm_per_px(0)
 
 
 def test_width_class_bounds_are_inclusive_upper_bounds() -> None:
@@ -382,8 +385,8 @@ def test_summarize_counts_totals_and_width_classes() -> None:
     assert plain["max_width_px"] == pytest.approx(12, abs=width_tol(12))
     assert plain["total_area_px"] == 400 + 3000
     assert "total_length_mm" not in plain
-    scaled = summarize(defects, mm_per_px=0.1)
-    assert scaled["total_length_mm"] == pytest.approx(plain["total_length_px"] * 0.1)
+    scaled = summarize(measure_mask(mask, plane=Plane.uniform(0.1)))
+    assert scaled["total_length_mm"] == pytest.approx(plain["total_length_px"] * 0.1, abs=1e-2)
     assert scaled["total_area_mm2"] == pytest.approx(3400 * 0.01)
     assert scaled["count_by_width_class"] == {"hairline": 0, "fine": 1, "medium": 1, "wide": 0}
     assert summarize([]) == {"count": 0, "total_length_px": 0.0, "max_width_px": 0.0, "total_area_px": 0}

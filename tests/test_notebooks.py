@@ -236,8 +236,13 @@ def test_smoke_07_inspects_the_sample_photos(smoke_run):
     for img in report["images"]:
         assert (inspected / img["mask"]).is_file() and (inspected / img["overlay"]).is_file()
     assert (inspected / "defects.csv").is_file()
-    for name in ("07_inspect_overlays", "07_inspect_summary"):
+    for name in ("07_inspect_overlays", "07_inspect_summary", "07_marker_tilted"):
         assert (work / "figures" / f"{name}.png").stat().st_size > 5_000, name
+    # The tilted demo: the marker is found in the tilted photo, and the head-on mask carried there is measured in mm.
+    tilted = work / "reports" / "tilted"
+    assert json.loads((tilted / "marker" / "report.json").read_text())["images"][0]["scale"]["source"] == "marker"
+    carried = json.loads((tilted / "carried_marker" / "report.json").read_text())["images"][0]
+    assert carried["scale"]["source"] == "marker" and all("length_mm" in d for d in carried["defects"])
 
 
 # ------------------------------------------------------------------------------------ helpers

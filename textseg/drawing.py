@@ -11,6 +11,7 @@ import numpy as np
 
 MASK_COLOR: tuple[int, int, int] = (255, 0, 0)
 OUTLINE_COLOR: tuple[int, int, int] = (255, 255, 0)
+MARKER_COLOR: tuple[int, int, int] = (0, 255, 255)
 
 
 def _check_pair(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,12 +103,14 @@ def shrink(image: np.ndarray, max_side: int, nearest: bool = False) -> tuple[np.
 
 
 def labelled_overlay(
-    image: np.ndarray, mask: np.ndarray, labels: Sequence[tuple[tuple[int, int, int, int], str]], max_side: int = 2048
+    image: np.ndarray, mask: np.ndarray, labels: Sequence[tuple[tuple[int, int, int, int], str]], max_side: int = 2048,
+    outline: tuple[np.ndarray, str] | None = None,
 ) -> np.ndarray:
     """The photo with the mask in red, every defect's box outlined and numbered with its label text; uint8 RGB,
     shrunk to at most max_side (a 12 MP overlay at full size is mostly file size, not information).
 
     labels: ((x0, y0, x1, y1) in the photo's pixels, text) per defect.
+    outline: a polygon ((n, 2) photo (x, y)) and its label, drawn in MARKER_COLOR: the marker the scale came from.
     """
     image, mask = _check_pair(image, mask)
     small, scale = shrink(image, max_side)
@@ -117,6 +120,14 @@ def labelled_overlay(
     font_px = max(11, min(shown.size) // 45)
     font = ImageFont.load_default(size=font_px)
     placed: list[tuple[float, float, float, float]] = []
+    if outline is not None:
+        corners = [(float(x) * scale, float(y) * scale) for x, y in np.asarray(outline[0])]
+        draw.polygon(corners, outline=MARKER_COLOR, width=max(2, font_px // 6))
+        xs, ys = zip(*corners)
+        rect = _free_spot(draw, font, outline[1], [min(xs), min(ys), max(xs), max(ys)], shown.size, placed)
+        placed.append(rect)
+        draw.rectangle(rect, fill=(0, 0, 0))
+        draw.text((rect[0] + 2, rect[1] + 1), outline[1], fill=MARKER_COLOR, font=font)
     for (x0, y0, x1, y1), text in labels:
         box = [x0 * scale - 2, y0 * scale - 2, x1 * scale + 1, y1 * scale + 1]
         draw.rectangle(box, outline=OUTLINE_COLOR, width=max(1, font_px // 10))

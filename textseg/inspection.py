@@ -20,17 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from textseg import CLASSES
-from textseg.data.images import ImageReadError, atomic_path, load_mask_values, save_json, save_mask_with, save_rgb
+from textseg.data.images import (ImageReadError, atomic_path, is_image_file, load_image, load_mask_values, save_json,
+                                 save_mask_with, save_rgb)
+from textseg.measure.plane import hide_marker, marker_region
 from textseg.measure import (
+    DEFAULT_DICTIONARY,
     WIDTH_CLASSES,
     Defect,
+    MarkerSpec,
+    Plane,
     check_binary,
     check_mm_per_px,
+    find_plane,
     measure_mask,
     parse_width_classes,
     summarize,
@@ -64,13 +71,16 @@ MAX_LABELS = 25  # an overlay with more size labels than this is unreadable; the
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """How masks are turned into defects and shown: scale, gap closing, noise floor, width classes, overlay size."""
+    """How masks are turned into defects and shown: scale (a marker in each photo, or one mm_per_px), gap closing,
+    noise floor, width classes, overlay size."""
 
     mm_per_px: float | None = None
     gap_px: int = 2
     min_area_px: int = 16
     width_classes: tuple[tuple[str, float], ...] = WIDTH_CLASSES
     overlay_max_side: int = 2048
+    marker: MarkerSpec | None = None  # scale and perspective from this marker where a photo shows it
+    visible: bool = True  # read each defect's visible length and width from its photo, where the photo is at hand
 
     def __post_init__(self) -> None:
         check_mm_per_px(self.mm_per_px)
@@ -80,38 +90,64 @@ class MeasureSettings:
             raise ValueError(f"--overlay-max-side must be at least 64 pixels, got {self.overlay_max_side}")
 
     @property
-    def unit(self) -> str:
-        return "mm" if self.mm_per_px else "px"
+    def scaled(self) -> bool:
+        """Whether any photo can be measured in millimetres."""
+        return self.mm_per_px is not None or self.marker is not None
+
+    def plane(self, photo: np.ndarray | None) -> Plane:
+        """The wall plane of one photo: through its marker where found, else the given scale, else pixels."""
+        gray = None
+        if self.marker is not None and photo is not None:
+            gray = photo if photo.ndim == 2 else cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+        return find_plane(gray, self.marker, self.mm_per_px)
 
     def to_json(self) -> dict[str, Any]:
-        return {"mm_per_px": self.mm_per_px, "gap_px": self.gap_px, "min_area_px": self.min_area_px,
+        return {"mm_per_px": self.mm_per_px, "marker": None if self.marker is None else self.marker.to_json(),
+                "visible": self.visible, "gap_px": self.gap_px, "min_area_px": self.min_area_px,
                 "width_classes": [[name, bound if np.isfinite(bound) else None] for name, bound in self.width_classes]}
 
 
-def measure_record(mask: np.ndarray, cls: str, settings: MeasureSettings) -> tuple[list[Defect], dict[str, Any]]:
-    """The defects of one mask (bool, full size) and its JSON record: size, defects, summary."""
-    defects = measure_mask(mask, cls, gap_px=settings.gap_px, min_area_px=settings.min_area_px)
+def measure_record(
+    mask: np.ndarray, cls: str, settings: MeasureSettings, photo: np.ndarray | None = None, plane: Plane | None = None
+) -> tuple[list[Defect], dict[str, Any], Plane]:
+    """The defects of one mask (bool, full size), its JSON record (size, scale, defects, summary) and its plane;
+    with the photo, the marker is looked for in it (unless its `plane` is given) and the visible widths are read
+    from it. The marker's own square is never a defect."""
+    plane = plane if plane is not None else settings.plane(photo)
+    if plane.marker is not None:
+        mask = mask & ~marker_region(mask.shape, plane.marker)
+    defects = measure_mask(mask, cls, gap_px=settings.gap_px, min_area_px=settings.min_area_px, plane=plane,
+                           photo=photo if settings.visible else None)
     record = {
         "height": int(mask.shape[0]),
         "width": int(mask.shape[1]),
-        "defects": [d.to_dict(settings.mm_per_px, settings.width_classes) for d in defects],
-        "summary": summarize(defects, settings.mm_per_px, settings.width_classes),
+        "scale": plane.source,
+        "defects": [d.to_dict(settings.width_classes) for d in defects],
+        "summary": summarize(defects, settings.width_classes, scaled=plane.unit == "mm"),
     }
-    return defects, record
+    return defects, record, plane
 
 
-def label_text(defect: dict[str, Any], unit: str) -> str:
-    """"#3  L 412 px  W 3.1 px" (millimetres when the defect is scaled)."""
-    if unit == "mm":
-        return f"#{defect['id']}  L {defect['length_mm']:.0f} mm  W {defect['max_width_mm']:.2f} mm"
-    return f"#{defect['id']}  L {defect['length_px']:.0f} px  W {defect['max_width_px']:.1f} px"
+def label_text(defect: dict[str, Any]) -> str:
+    """"#3  L 412 mm  W 0.45 mm" for a defect's dict: millimetres when it is scaled, and the length and width the
+    photo shows when it was read (else the mask's)."""
+    unit = "mm" if "length_mm" in defect else "px"
+    length = defect.get(f"visible_length_{unit}") or defect[f"length_{unit}"]
+    width = defect.get(f"visible_max_width_{unit}") or defect[f"max_width_{unit}"]
+    return f"#{defect['id']}  L {length:.0f} {unit}  W {width:.2f} {unit}" if unit == "mm" else \
+        f"#{defect['id']}  L {length:.0f} px  W {width:.1f} px"
 
 
-def write_overlay(background: np.ndarray, mask: np.ndarray, record: dict[str, Any], path: Path, settings: MeasureSettings) -> None:
-    """The labelled overlay of one image's defects: sizes on the largest MAX_LABELS, numbers only on the rest."""
-    labels = [(tuple(d["bbox"]), label_text(d, settings.unit) if i < MAX_LABELS else f"#{d['id']}")
+def write_overlay(background: np.ndarray, mask: np.ndarray, record: dict[str, Any], path: Path, settings: MeasureSettings,
+                  plane: Plane | None = None) -> None:
+    """The labelled overlay of one image's defects: sizes on the largest MAX_LABELS, numbers only on the rest; the
+    marker the scale came from outlined and named."""
+    labels = [(tuple(d["bbox"]), label_text(d) if i < MAX_LABELS else f"#{d['id']}")
               for i, d in enumerate(record["defects"])]
-    save_rgb(labelled_overlay(background, mask, labels, settings.overlay_max_side), path)
+    outline = None
+    if plane is not None and plane.marker is not None:
+        outline = (plane.marker.corners, f"marker {plane.marker.id}: {plane.source['side_mm']:g} mm")
+    save_rgb(labelled_overlay(background, mask, labels, settings.overlay_max_side, outline), path)
 
 
 class InspectionReport:
@@ -127,12 +163,25 @@ class InspectionReport:
         self.images.append({"image": str(source), **files, **record})
         self.defects += defects
 
+    def unscaled(self) -> list[str]:
+        """Names of the photos measured in pixels although a scale was asked for (no marker found in them)."""
+        if not self.settings.scaled:
+            return []
+        return [Path(img["image"]).name for img in self.images if img["scale"].get("source") is None]
+
     def to_json(self) -> dict[str, Any]:
+        scaled = [d for d in self.defects if d.length_mm is not None]
         total = {
             "images": len(self.images),
             "images_with_defects": sum(1 for img in self.images if img["defects"]),
-            **summarize(self.defects, self.settings.mm_per_px, self.settings.width_classes),
+            **summarize(self.defects, self.settings.width_classes, scaled=False),
         }
+        if self.settings.scaled:
+            # Millimetre totals cover the photos that have a scale; the others are named.
+            in_mm = summarize(scaled, self.settings.width_classes, scaled=True)
+            total.update({k: v for k, v in in_mm.items() if k.endswith(("_mm", "_mm2")) or k == "count_by_width_class"})
+            total["images_in_mm"] = len(self.images) - len(self.unscaled())
+            total["images_without_scale"] = self.unscaled()
         return {"class": self.cls, **self.context, **self.settings.to_json(), "images": self.images,
                 "failed": self.failed, "summary": total}
 
@@ -146,20 +195,28 @@ class InspectionReport:
         return report
 
     def summary_figure(self, path: str | Path | None = None) -> Figure:
-        """Width histogram (with the width classes when scaled) and total length per photo."""
-        scale = self.settings.mm_per_px or 1.0
-        widths = [d["max_width_px"] * scale for img in self.images for d in img["defects"]]
-        lengths = {Path(img["image"]).name: sum(d["length_px"] for d in img["defects"]) * scale for img in self.images}
-        bounds = self.settings.width_classes if self.settings.mm_per_px and self.cls == "crack" else ()
-        return inspection_summary_figure(widths, lengths, self.settings.unit, path, bounds)
+        """Width histogram (with the width classes when in mm) and total length per photo; in mm when every photo
+        has a scale, the widths being those a crack is classed by (the photo's where read)."""
+        in_mm = bool(self.images) and self.settings.scaled and not self.unscaled()
+        unit = "mm" if in_mm else "px"
+        widths = [_shown(d, "max_width", unit) for img in self.images for d in img["defects"]]
+        lengths = {Path(img["image"]).name: sum(_shown(d, "length", unit) for d in img["defects"]) for img in self.images}
+        bounds = self.settings.width_classes if in_mm and self.cls == "crack" else ()
+        return inspection_summary_figure(widths, lengths, unit, path, bounds)
 
     def _write_table(self) -> None:
         rows = [{"image": img["image"], **_flat(d)} for img in self.images for d in img["defects"]]
         columns = ["image", *(_flat_keys(self.images) or ["id", "class"])]
         with atomic_path(self.out_dir / TABLE) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer = csv.DictWriter(fh, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _shown(defect: dict[str, Any], size: str, unit: str) -> float:
+    """A defect's length or max width as shown: what the photo shows where it was read, else the mask's."""
+    seen = defect.get(f"visible_{size}_{unit}")
+    return float(seen if seen is not None else defect[f"{size}_{unit}"])
 
 
 def _flat(defect: dict[str, Any]) -> dict[str, Any]:
@@ -171,9 +228,12 @@ def _flat(defect: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flat_keys(images: Sequence[dict[str, Any]]) -> list[str]:
-    """CSV columns in the order of the first defect's keys."""
-    first = next((d for img in images for d in img["defects"]), None)
-    return list(_flat(first)) if first is not None else []
+    """CSV columns: every defect's keys, in the order they first appear (photos without a scale lack the mm ones)."""
+    keys: dict[str, None] = {}
+    for img in images:
+        for d in img["defects"]:
+            keys.update(dict.fromkeys(_flat(d)))
+    return list(keys)
 
 
 # ----------------------------------------------------------------------------------------- CLI
@@ -182,7 +242,16 @@ def _flat_keys(images: Sequence[dict[str, Any]]) -> list[str]:
 def _add_measure_arguments(parser: argparse.ArgumentParser) -> None:
     """Scale, gap closing, noise floor, width classes and overlay size (inspect, measure)."""
     d = MeasureSettings()
-    parser.add_argument("--mm-per-px", type=float, default=None, help="millimetres per photo pixel: adds *_mm values and width classes")
+    parser.add_argument("--marker", type=float, default=None, metavar="MM",
+                        help="side in mm of an ArUco marker on the wall: each photo showing it is measured in mm, "
+                             "perspective included (photos without it: in px, or by --mm-per-px when given)")
+    parser.add_argument("--marker-dict", default=DEFAULT_DICTIONARY, metavar="NAME",
+                        help=f"the marker's ArUco dictionary (default {DEFAULT_DICTIONARY})")
+    parser.add_argument("--mm-per-px", type=float, default=None,
+                        help="millimetres per photo pixel, for photos taken head-on at a known distance: adds *_mm values and width classes")
+    parser.add_argument("--no-visible", dest="visible", action="store_false",
+                        help="skip reading each crack's length and width from the photo (the dark valley across it): "
+                             "the mask's sizes only")
     parser.add_argument("--gap", type=int, default=d.gap_px, help=f"join parts of one defect broken by gaps up to this many pixels (default {d.gap_px})")
     parser.add_argument("--min-area", type=int, default=d.min_area_px, help=f"ignore specks of fewer pixels (default {d.min_area_px})")
     parser.add_argument("--width-classes", nargs="+", default=None, metavar="NAME=MM",
@@ -194,7 +263,8 @@ def _add_measure_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> MeasureSettings:
     classes = parse_width_classes(args.width_classes) if args.width_classes else WIDTH_CLASSES
-    return MeasureSettings(args.mm_per_px, args.gap, args.min_area, classes, args.overlay_max_side)
+    marker = MarkerSpec(args.marker, args.marker_dict) if args.marker is not None else None
+    return MeasureSettings(args.mm_per_px, args.gap, args.min_area, classes, args.overlay_max_side, marker, args.visible)
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -245,11 +315,18 @@ def inspect_photos(
     context = {"prompt": prompt, "checkpoint": str(checkpoint or seg.checkpoint), "threshold": threshold,
                "tiling": None if tiling is None else {"size": tiling.size, "overlap": tiling.overlap}}
     report = InspectionReport(Path(out_dir), cls, settings, **context)
+    planes: dict[Path, Plane] = {}
+
+    def model_view(img: Path, rgb: np.ndarray) -> np.ndarray:
+        # The marker is found before the model runs, so that the model is not shown it.
+        planes[img] = settings.plane(rgb)
+        return rgb if planes[img].marker is None else hide_marker(rgb, planes[img].marker)
 
     def measure_and_write(img: Path, rgb: np.ndarray, pred: Prediction) -> tuple:
-        return img, *_inspect_one(img, rgb, pred, cls, settings, report.out_dir)
+        return img, *_inspect_one(img, rgb, pred, cls, settings, report.out_dir, planes.pop(img, None))
 
-    results = predict_files(seg, list(photos), prompt, threshold, batch_size, tiling, report.failed)
+    view = model_view if settings.marker is not None else None
+    results = predict_files(seg, list(photos), prompt, threshold, batch_size, tiling, report.failed, view)
     for img, defects, record, files in in_background(measure_and_write, results, background_workers(tiling)):
         report.add(img, defects, record, files)
     report.write()
@@ -257,25 +334,30 @@ def inspect_photos(
 
 
 def _inspect_one(img: Path, rgb: np.ndarray, pred: Prediction, cls: str, settings: MeasureSettings,
-                 out_dir: Path) -> tuple[list[Defect], dict[str, Any], dict[str, str]]:
+                 out_dir: Path, plane: Plane | None = None) -> tuple[list[Defect], dict[str, Any], dict[str, str]]:
     """Measure one prediction and write its mask and labelled overlay (both or neither); returns the defects,
     the image's record and its files, for the report."""
-    defects, record = measure_record(pred.mask, cls, settings)
+    if plane is not None and plane.marker is not None:
+        pred.mask &= ~marker_region(pred.mask.shape, plane.marker)
+    defects, record, plane = measure_record(pred.mask, cls, settings, rgb, plane)
     mask_path, overlay_path = out_dir / f"{img.stem}_mask.png", out_dir / f"{img.stem}_inspect.png"
-    save_mask_with(pred.mask, mask_path, lambda: write_overlay(rgb, pred.mask, record, overlay_path, settings))
+    save_mask_with(pred.mask, mask_path, lambda: write_overlay(rgb, pred.mask, record, overlay_path, settings, plane))
     return defects, {**record, "max_prob": float(pred.prob.max())}, {"mask": mask_path.name, "overlay": overlay_path.name}
 
 
 def _finish(report: InspectionReport, total: int) -> int:
-    """Print one line per image and a total; raise for unreadable files."""
+    """Print one line per image (with where its scale came from) and a total; raise for unreadable files."""
     written = report.to_json()
-    unit = report.settings.unit
     for img in written["images"]:
-        s = img["summary"]
-        length = s.get(f"total_length_{unit}", s["total_length_px"])
-        print(f"{Path(img['image']).name}: {s['count']} defects, total length {length:.1f} {unit}")
+        s, scale = img["summary"], img["scale"]
+        unit = "mm" if "total_length_mm" in s else "px"
+        how = {"marker": f"; marker {scale.get('id')}, {scale.get('mm_per_px_at_marker', 0):.3f} mm/px there",
+               "mm_per_px": "", None: f"; {scale['note']}, measured in px" if scale.get("note") else ""}[scale.get("source")]
+        length = s.get(f"total_visible_length_{unit}", s[f"total_length_{unit}"])
+        print(f"{Path(img['image']).name}: {s['count']} defects, total length {length:.1f} {unit}{how}")
     t = written["summary"]
-    print(f"{report.cls}: {t['count']} defects in {t['images_with_defects']} of {t['images']} images; "
+    unscaled = f"; {len(t['images_without_scale'])} without a scale" if t.get("images_without_scale") else ""
+    print(f"{report.cls}: {t['count']} defects in {t['images_with_defects']} of {t['images']} images{unscaled}; "
           f"report {report.out_dir / REPORT}")
     if report.failed:
         raise unreadable_error(report.failed, total)
@@ -287,6 +369,9 @@ def add_measure_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("masks", nargs="+", type=Path, metavar="MASK", help="mask files (0/255 or 0/1) or directories of them")
     parser.add_argument("--class", dest="cls", required=True, help=f"what the masks show: {' | '.join(CLASSES)}")
     parser.add_argument("--out", required=True, type=Path, help="output directory for the report and overlays")
+    parser.add_argument("--photos", type=Path, default=None, metavar="DIR",
+                        help="the photos the masks are of ({stem}_mask.png or {stem}.png -> DIR/{stem}.jpg|png|...): "
+                             "visible widths, the marker, overlays on the photo")
     _add_measure_arguments(parser)
 
 
@@ -295,20 +380,64 @@ def run_measure_cli(args: argparse.Namespace) -> int:
     settings = _settings(args)
     cls = normalise_class(args.cls)
     masks = check_output_stems(expand_inputs(args.masks))
-    report = InspectionReport(args.out, cls, settings)
-    for path in progress_bar(masks, desc="measure", unit="mask", disable=len(masks) < 2):
+    if settings.marker is not None and args.photos is None:
+        raise ValueError("--marker is read from the photos: give them with --photos DIR")
+    photos = photos_for(masks, args.photos) if args.photos is not None else None
+    return _finish(measure_masks(masks, cls, args.out, settings, photos), len(masks))
+
+
+def measure_masks(
+    masks: Sequence[Path], cls: str, out_dir: str | Path, settings: MeasureSettings = MeasureSettings(),
+    photos: Sequence[Path] | None = None,
+) -> InspectionReport:
+    """Measure mask files (with their photos, one per mask, when given: the marker and the visible widths) and
+    write the report, table, summary and an overlay per mask, as `inspect_photos` does; unreadable masks or photos,
+    and photos of another size than their mask, are listed in report.failed."""
+    report = InspectionReport(Path(out_dir), normalise_class(cls), settings)
+    pairs = list(zip(masks, photos if photos is not None else [None] * len(masks)))
+    for path, photo_path in progress_bar(pairs, desc="measure", unit="mask", disable=len(masks) < 2):
         try:
             mask = read_binary_mask(path)
+            photo = None if photo_path is None else _read_photo(photo_path, mask.shape)
         except ImageReadError as exc:
             report.failed.append(str(exc))
             continue
-        defects, record = measure_record(mask, cls, settings)
+        defects, record, plane = measure_record(mask, report.cls, settings, photo)
         overlay_path = report.out_dir / f"{path.stem}_inspect.png"
-        background = np.repeat(np.where(mask, 200, 40).astype(np.uint8)[..., None], 3, axis=2)
-        write_overlay(background, mask, record, overlay_path, settings)
-        report.add(path, defects, record, {"overlay": overlay_path.name})
+        background = photo if photo is not None else np.repeat(np.where(mask, 200, 40).astype(np.uint8)[..., None], 3, axis=2)
+        write_overlay(background, mask, record, overlay_path, settings, plane)
+        files = {"overlay": overlay_path.name, **({"photo": str(photo_path)} if photo_path is not None else {})}
+        report.add(path, defects, record, files)
     report.write()
-    return _finish(report, len(masks))
+    return report
+
+
+def photos_for(masks: Sequence[Path], folder: Path) -> list[Path]:
+    """Each mask's photo in `folder`, by stem ({stem}_mask.png as `textseg predict` names masks, or {stem}.png);
+    FileNotFoundError naming every mask without one, before anything is measured."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--photos {folder}: not a directory")
+    by_stem: dict[str, Path] = {}
+    for photo in sorted(folder.iterdir()):
+        if photo.is_file() and is_image_file(photo):
+            by_stem.setdefault(photo.stem, photo)
+    found, missing = [], []
+    for mask in masks:
+        stem = mask.stem[: -len("_mask")] if mask.stem.endswith("_mask") else mask.stem
+        (found.append(by_stem[stem]) if stem in by_stem else missing.append(mask.name))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise FileNotFoundError(f"no photo in {folder} for {len(missing)} mask(s): {shown} "
+                                f"(a mask {{stem}}_mask.png needs {folder}/{{stem}}.jpg or another image file)")
+    return found
+
+
+def _read_photo(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A mask's photo, upright RGB; ImageReadError when unreadable or not the mask's size."""
+    photo = load_image(path, upright=True)
+    if photo.shape[:2] != tuple(shape):
+        raise ImageReadError(f"{path}: photo is {photo.shape[1]}x{photo.shape[0]} px but its mask is {shape[1]}x{shape[0]}")
+    return photo
 
 
 def read_binary_mask(path: Path) -> np.ndarray:
@@ -320,22 +449,29 @@ def read_binary_mask(path: Path) -> np.ndarray:
 
 
 def defects_markdown(report: InspectionReport, top: int = 15) -> str:
-    """The longest defects of a report as a markdown table, with the folder's totals above it."""
+    """The longest defects of a report as a markdown table, with the folder's totals above it; millimetres where a
+    photo has a scale, the photo's own length and width where it was read."""
     data = report.to_json()
-    scaled = report.settings.unit == "mm"
-    classed = scaled and report.cls == "crack"
     rows = sorted(((Path(img["image"]).name, d) for img in data["images"] for d in img["defects"]),
                   key=lambda r: -r[1]["length_px"])[:top]
     t = data["summary"]
     unreadable = f"; {len(data['failed'])} unreadable" if data["failed"] else ""
-    columns = ["photo", "#", "length", "mean width", "max width", "area"] + (["width class"] if classed else [])
-    lines = [f"**{t['count']} {report.cls} defects in {t['images_with_defects']} of {t['images']} photos**{unreadable}", "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    unscaled = f"; {len(t['images_without_scale'])} without a scale" if t.get("images_without_scale") else ""
+    read = any(any(k.startswith("visible_") for k in d) for _, d in rows)
+    columns = (["photo", "#", "length", "mask width (mean / max)"] + (["visible width (mean / max)"] if read else [])
+               + ["area", "width class"])
+    lines = [f"**{t['count']} {report.cls} defects in {t['images_with_defects']} of {t['images']} photos**"
+             f"{unreadable}{unscaled}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for name, d in rows:
-        sizes = [f"{d[k + '_mm']:.2f} mm" if scaled else f"{d[k + '_px']:.1f} px" for k in ("length", "mean_width", "max_width")]
-        area = f"{d['area_mm2']:.1f} mm²" if scaled else f"{d['area_px']} px"
-        cells = [name[:40], str(d["id"]), *sizes, area] + ([str(d.get("width_class"))] if classed else [])
-        lines.append("| " + " | ".join(cells) + " |")
+        unit = "mm" if "length_mm" in d else "px"
+        digits = 2 if unit == "mm" else 1
+        length = f"{_shown(d, 'length', unit):.{digits}f} {unit}"
+        mask_w = f"{d[f'mean_width_{unit}']:.{digits}f} / {d[f'max_width_{unit}']:.{digits}f} {unit}"
+        seen = [d.get(f"visible_width_{unit}"), d.get(f"visible_max_width_{unit}")]
+        visible = [f"{seen[0]:.{digits}f} / {seen[1]:.{digits}f} {unit}" if None not in seen else "not seen"] if read else []
+        area = f"{d['area_mm2']:.1f} mm²" if unit == "mm" else f"{d['area_px']} px"
+        width_class = f"{d['width_class']} ({d['width_from']})" if d.get("width_class") else "-"
+        lines.append("| " + " | ".join([name[:40], str(d["id"]), length, mask_w, *visible, area, width_class]) + " |")
     if not rows:
         lines.append("| (no defects found) |" + " |" * (len(columns) - 1))
     return "\n".join(lines)

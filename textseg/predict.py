@@ -592,26 +592,32 @@ def prepare_prediction(args: argparse.Namespace) -> tuple[Segmenter, str, list[P
 
 def predict_files(
     seg: Segmenter, images: Sequence[Path], prompt: str, threshold: float | None, batch_size: int, tiling: Tiling | None,
-    failed: list[str],
+    failed: list[str], model_view: Callable[[Path, np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[tuple[Path, np.ndarray, Prediction]]:
     """(path, upright RGB, prediction) per readable image, in batches (one photo at a time with tiling); the
     message of each unreadable image is appended to `failed` and the image skipped. The next batch is read in a
-    background thread while the model works on this one (image decoding releases the GIL)."""
+    background thread while the model works on this one (image decoding releases the GIL). `model_view(path, rgb)`,
+    run in that thread, gives what the model is shown in place of the photo (the photo itself is yielded)."""
     step = 1 if tiling is not None else batch_size
     starts = range(0, len(images), step)
+
+    def read(paths: Sequence[Path]) -> tuple[list[Path], list[np.ndarray], list[str], list[np.ndarray]]:
+        readable, rgbs, errors = read_images(paths)
+        return readable, rgbs, errors, [model_view(p, r) for p, r in zip(readable, rgbs)] if model_view else rgbs
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="textseg-read") as reader:
-        upcoming = reader.submit(read_images, images[:step])
+        upcoming = reader.submit(read, images[:step])
         for start in progress_bar(starts, desc="predict", unit="photo" if tiling else "batch", disable=len(images) <= step):
-            chunk, rgbs, errors = upcoming.result()
+            chunk, rgbs, errors, shown = upcoming.result()
             if start + step < len(images):
-                upcoming = reader.submit(read_images, images[start + step : start + 2 * step])
+                upcoming = reader.submit(read, images[start + step : start + 2 * step])
             failed.extend(errors)
             if not chunk:
                 continue
             if tiling is not None:
-                preds = seg.predict(rgbs, prompt, threshold, tiling=tiling)
+                preds = seg.predict(shown, prompt, threshold, tiling=tiling)
             else:
-                preds = seg.predict_encoded(seg.encode_images(rgbs, [str(c) for c in chunk]), prompt, threshold)
+                preds = seg.predict_encoded(seg.encode_images(shown, [str(c) for c in chunk]), prompt, threshold)
             for img, rgb, pred in zip(chunk, rgbs, preds):
                 pred.source = str(img)
                 yield img, rgb, pred

@@ -322,3 +322,31 @@ def inspection_summary_figure(
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def width_profiles_figure(
+    profiles: Any, count: int = 4, unit: str = "px", path: str | Path | None = None, credit: bool | str | None = None,
+) -> Figure:
+    """Grey level across a crack at `count` points spread along its centre line (textseg.measure.visible.Profiles):
+    the mask's edges, the wall and valley levels, and the half-depth width the visible width is made of."""
+    seen = np.flatnonzero(np.isfinite(profiles.widths))
+    fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3.0), sharey=True, squeeze=False)
+    if not seen.size:
+        axes[0, 0].text(0.5, 0.5, "no valley seen", ha="center", va="center", transform=axes[0, 0].transAxes)
+        return save_figure(fig, path, credit)
+    picks = seen[np.linspace(0, seen.size - 1, count).round().astype(int)]
+    for ax, i in zip(axes[0], picks):
+        x, y = profiles.offsets[i], profiles.values[i]
+        ax.plot(x, y, color="0.2", lw=1.2)
+        ax.axvspan(-profiles.mask_half[i], profiles.mask_half[i], color="tab:red", alpha=0.12, label="mask")
+        ax.axhline(profiles.wall[i], color="tab:blue", lw=0.8, ls="--", label="wall")
+        ax.axhline(profiles.floor[i], color="tab:blue", lw=0.8, ls=":", label="valley floor")
+        level = (profiles.wall[i] + profiles.floor[i]) / 2
+        ax.plot([profiles.left[i], profiles.right[i]], [level, level], color="tab:red", lw=2.5, label="half-depth width")
+        ax.set_title(f"visible {profiles.widths[i]:.2f} {unit}, mask {2 * profiles.mask_half[i]:.1f} {unit}", fontsize=9)
+        ax.set_xlabel(f"across the crack ({unit})")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("grey level")
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return save_figure(fig, path, credit)

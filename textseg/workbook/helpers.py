@@ -476,3 +476,38 @@ def evaluate_runs(runs: dict[str, Path], roots: dict[str, Path], split: str, out
     return {f"{name} ({rep.get('decoder', '?')})": rep for name, rep in reports.items()}
 
 
+
+
+def marker_comparison(reports: dict[str, Any]) -> str:
+    """A markdown table of the longest defect of each inspection report (one photo each): how the scale was found,
+    the length and visible width the photo shows, and the mask's width."""
+    lines = ["| measured | scale | length | visible width (mean / max) | mask width (mean) |", "|---|---|---|---|---|"]
+    for name, report in reports.items():
+        image = report.to_json()["images"][0]
+        scale = image["scale"]
+        how = {"marker": f"marker {scale.get('id')}: {scale.get('mm_per_px_range', [0, 0])[0]:.3f}-"
+                         f"{scale.get('mm_per_px_range', [0, 0])[1]:.3f} mm/px over the photo",
+               "mm_per_px": f"{scale.get('mm_per_px', 0):.3f} mm/px everywhere", None: "none (px)"}[scale.get("source")]
+        if not image["defects"]:
+            lines.append(f"| {name} | {how} | (no defect found) | | |")
+            continue
+        d = max(image["defects"], key=lambda d: d["length_px"])
+        unit = "mm" if "length_mm" in d else "px"
+        length = d.get(f"visible_length_{unit}") or d[f"length_{unit}"]
+        seen = (d.get(f"visible_width_{unit}"), d.get(f"visible_max_width_{unit}"))
+        visible = f"{seen[0]:.2f} / {seen[1]:.2f} {unit}" if None not in seen else "not seen"
+        lines.append(f"| {name} | {how} | {length:.1f} {unit} | {visible} | {d[f'mean_width_{unit}']:.2f} {unit} |")
+    return "\n".join(lines)
+
+
+def drift_table(drift: dict[int, tuple[float | None, float | None]], unit: str = "mm") -> str:
+    """A markdown table of textseg.measure.stability.width_drift: the visible and the mask's width per shift."""
+    base = drift[0][0]
+    lines = ["| mask | visible width | change | mask width |", "|---|---|---|---|"]
+    for px in sorted(drift):
+        seen, mask = drift[px]
+        name = "as predicted" if px == 0 else f"{'grown' if px > 0 else 'shrunk'} {abs(px)} px"
+        change = f"{100 * (seen / base - 1):+.1f}%" if seen is not None and base else "-"
+        shown = f"{seen:.2f} {unit}" if seen is not None else "not seen"
+        lines.append(f"| {name} | {shown} | {change} | {mask:.2f} {unit} |" if mask is not None else f"| {name} | {shown} | - | - |")
+    return "\n".join(lines)
