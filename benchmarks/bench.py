@@ -42,12 +42,12 @@ from textseg.config import DECODERS, DataConfig, ModelConfig, TrainConfig, to_di
 from textseg.data.datasets import Sample, SegDataset, collect_split, list_samples, load_target, parse_data_specs
 from textseg.data.images import save_mask
 from textseg.engine.cache import FeatureCache
-from textseg.engine.losses import class_labels, decoder_loss
+from textseg.engine.losses import class_labels
 from textseg.engine.runs import read_history
-from textseg.engine.runtime import amp_dtype, autocast
+from textseg.engine.runtime import amp_dtype
 from textseg.engine.runtime import Dist, resolve_device, seed_everything
-from textseg.engine.train import Unflipped, train_epoch
-from textseg.model.build import build_model
+from textseg.engine.train import Unflipped, train_epoch, train_step
+from textseg.model.build import TextSegModel, build_model
 from textseg.model.checkpoint import checkpoint_configs, load_checkpoint, save_checkpoint
 from textseg.model.decoder import build_decoder
 from textseg.model.encoders import build_encoders
@@ -199,7 +199,7 @@ def subset_roots(roots: dict[str, Path], n: int, out: Path, seed: int) -> dict[s
 def bench_training(samples: list[Sample], model_cfg: ModelConfig, batch_size: int, device: torch.device, repeats: int, seed: int,
                    amp: bool = True) -> dict[str, Any]:
     """Cache fill, then per decoder: uncached, cached and bare-compute epochs on the same batches, with peak memory."""
-    data_cfg, train_cfg = DataConfig(seed=seed), TrainConfig(seed=seed, batch_size=batch_size, amp=amp)
+    data_cfg, train_cfg = DataConfig(carve_seed=seed), TrainConfig(shuffle_seed=seed, batch_size=batch_size, amp=amp)
     seed_everything(seed)
     train_ds = SegDataset(samples, data_cfg.image_size, negative_rate=data_cfg.negative_rate, flip=data_cfg.flip, seed=seed, preload=True)
     visual, text = build_encoders(model_cfg)
@@ -231,6 +231,7 @@ def _bench_decoder(
     """Times of one decoder: min over `repeats` of bare and cached epochs, one uncached epoch; all on epoch 0's batches."""
     cfg = dataclasses.replace(model_cfg, decoder=name)
     decoder = build_decoder(cfg, visual.out_dim, text.out_dim).to(device)
+    model = TextSegModel(visual, text, decoder, cfg)
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     info = Dist()
@@ -241,7 +242,7 @@ def _bench_decoder(
 
     def epoch_with(feature_cache: FeatureCache) -> None:
         start_epoch()
-        train_epoch(decoder, loader, feature_cache, optimizer, scaler, device, dtype, info, f"bench {name}")
+        train_epoch(model, loader, feature_cache, optimizer, scaler, device, dtype, info, f"bench {name}")
 
     batches: list[tuple[Any, ...]] = []  # the same batches train_epoch sees, with their features
 
@@ -259,15 +260,9 @@ def _bench_decoder(
     lookup = timed(load_and_look_up, device)  # the cached epoch's work besides the decoder
 
     def bare() -> None:
-        decoder.train()
+        model.train()
         for tokens, features, padding, images, masks, labels in batches:
-            with autocast(device, dtype):
-                logits, aux = decoder(tokens, features, padding, image=images, return_aux=True)  # (B, 1, 224, 224)
-            loss = decoder_loss(logits, masks, aux, labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            train_step(model, optimizer, scaler, device, dtype, images, masks, features, padding, tokens, labels)
         sync(device)
 
     bare()  # warm-up: allocator, AdamW state, kernels
@@ -302,7 +297,7 @@ def untrained_checkpoint(path: Path, model_cfg: ModelConfig, roots: dict[str, Pa
 def bench_predict(images: list[Path], model_cfg: ModelConfig, roots: dict[str, Path], batch_sizes: Sequence[int], device: torch.device, work: Path,
                   amp: bool = True) -> dict[str, Any]:
     """Images/s of Segmenter.predict one image per call vs batched, with peak memory of the largest batch."""
-    from textseg.predict import Segmenter
+    from textseg.predictor import Segmenter
 
     ckpt = untrained_checkpoint(work / f"untrained_{model_cfg.decoder}.pt", model_cfg, roots)
     seg = Segmenter.from_checkpoint(ckpt, device=str(device), amp=amp)
@@ -323,7 +318,7 @@ def run_quality(
 ) -> dict[str, Any]:
     """`textseg train` each decoder with --max-minutes (+ `extra` options, defaults otherwise), then evaluate best.pt on the held-out split."""
     from textseg.evaluate import evaluate
-    from textseg.predict import Segmenter
+    from textseg.predictor import Segmenter
 
     results = {}
     for name in decoders:

@@ -44,8 +44,8 @@ from textseg.engine.runtime import autocast  # noqa: E402
 from textseg.inspection import inspect_photos  # noqa: E402
 from textseg.measure import measure_mask  # noqa: E402
 from textseg.metrics import MetricAccumulator  # noqa: E402
-from textseg.predict import (TILE_SIZE, Segmenter, Tiling, background_workers, predict_files,  # noqa: E402
-                             write_predictions)
+from textseg.batch_io import background_workers, predict_files, write_predictions  # noqa: E402
+from textseg.predictor import TILE_SIZE, Segmenter, Tiling  # noqa: E402
 from textseg.prompts import canonical_prompt, threshold_for, thresholds_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -199,7 +199,7 @@ def tile_sweep(runs: list[Path], device: str, limit: int | None) -> str:
     for run in runs:
         seg = Segmenter.from_checkpoint(run / "best.pt", device)
         dc = seg.data_cfg
-        samples = collect_split(dc.roots, "valid", val_fraction=dc.val_fraction, seed=dc.seed)
+        samples = collect_split(dc.roots, "valid", val_fraction=dc.val_fraction, seed=dc.carve_seed)
         samples = samples[:limit]
         acc = {t: {} for t in SWEEP_TILES}
         for sample in samples:

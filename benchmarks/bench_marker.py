@@ -37,7 +37,7 @@ from textseg.data.scenes import Wall, fattened, marker_image, photograph  # noqa
 from textseg.inspection import MeasureSettings, inspect_photos  # noqa: E402
 from textseg.measure import MarkerSpec, Plane, find_plane, measure_mask  # noqa: E402
 from textseg.measure.stability import width_drift  # noqa: E402
-from textseg.predict import Segmenter, Tiling  # noqa: E402
+from textseg.predictor import Segmenter, Tiling  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 TILTS = (0.0, 0.2, 0.35, 0.5, 0.6)

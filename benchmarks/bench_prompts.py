@@ -32,7 +32,7 @@ from bench import append_results, machine_line  # noqa: E402
 from textseg import CLASSES  # noqa: E402
 from textseg.engine.runtime import amp_dtype, resolve_device  # noqa: E402
 from textseg.evaluate import evaluate  # noqa: E402
-from textseg.predict import Segmenter  # noqa: E402
+from textseg.predictor import Segmenter  # noqa: E402
 from textseg.prompts import NONE, all_prompts, canonical_prompt, other_class  # noqa: E402
 
 HELDOUT = Path(__file__).with_name("heldout_prompts.json")
@@ -61,7 +61,7 @@ def score_run(run: Path, device: str = "auto", batch_size: int = 8) -> dict[str,
                       batch_size=batch_size, progress=True)
     meanings = report["prompt_meanings"]
     fires = report["negative_fp_rate_per_prompt"]
-    out: dict[str, Any] = {"run": str(run), "seed": seg.data_cfg.seed, "epoch": None, "eval_s": time.monotonic() - tic,
+    out: dict[str, Any] = {"run": str(run), "seed": seg.data_cfg.carve_seed, "epoch": None, "eval_s": time.monotonic() - tic,
                            "wrong_prompt": report["negative_fp_rate"], "classes": {}}
     for cls in roots:
         entry = report["classes"][cls]

@@ -32,7 +32,7 @@ from textseg.data.datasets import collect_split  # noqa: E402
 from textseg.engine.runtime import amp_dtype, resolve_device  # noqa: E402
 from textseg.model.build import build_model  # noqa: E402
 from textseg.model import minilm  # noqa: E402
-from textseg.predict import Segmenter  # noqa: E402
+from textseg.predictor import Segmenter  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample" / "cracks"
 
@@ -63,7 +63,7 @@ def main() -> int:
         encode_s = best_of(lambda: encoder.encode(["fine cracks in the plaster"]), 5)
         model = build_model(ModelConfig())
     device = resolve_device("cpu")
-    seg = Segmenter(model.visual, model.text, model.decoder, model.cfg, device=device)
+    seg = Segmenter(model, device=device)
     photos = [s.image for s in collect_split({"crack": SAMPLE}, "train", 0.0)]
     photos = (photos * (args.images // len(photos) + 1))[: args.images]
     prompt = "fine cracks in the plaster"

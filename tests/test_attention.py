@@ -11,7 +11,7 @@ from conftest import TINY, make_checkpoint, make_dataset
 
 from textseg.attention import attention_contrast, contrast_table, defect_cells, defect_head, token_contrast
 from textseg.data.datasets import collect_split
-from textseg.predict import Segmenter
+from textseg.predictor import Segmenter
 
 
 def test_defect_cells_follow_the_mask_on_the_query_grid() -> None:

@@ -87,13 +87,13 @@ def test_tampered_package_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_decoder_shapes_at_two_input_sizes(lite2: PixelEncoder, size: int) -> None:
     decoder = PixelRefineDecoder(lite2, 0, TEXT_DIM, dim=32, heads=4, width=8, image_size=size)
     text, padding = torch.randn(2, 77, TEXT_DIM), torch.arange(77).expand(2, 77) > 4
-    logits, attention, aux = decoder(None, text, padding, image=torch.rand(2, 3, 224, 224), return_attention=True, return_aux=True)
+    out = decoder(None, text, padding, image=torch.rand(2, 3, 224, 224))
     grid = (size // 16) ** 2  # queries: the pixel encoder's 1/16 features
-    assert logits.shape == (2, 1, 224, 224) and attention.shape == (2, 4, grid, 77)
-    assert aux["pixel_logits"].shape == (2, 1, 224, 224) and aux["presence"].shape == (2,)
+    assert out.logits.shape == (2, 1, 224, 224) and out.attention.shape == (2, 4, grid, 77)
+    assert out.pixel_logits.shape == (2, 1, 224, 224) and out.presence.shape == (2,)
     with_vit = PixelRefineDecoder(lite2, 24, TEXT_DIM, dim=32, heads=4, width=8, image_size=size)
-    out = with_vit(torch.randn(2, 196, 24), text, padding, image=torch.rand(2, 3, 224, 224), return_attention=True)
-    assert out[0].shape == (2, 1, 224, 224) and out[1].shape == (2, 4, 196, 77)
+    out = with_vit(torch.randn(2, 196, 24), text, padding, image=torch.rand(2, 3, 224, 224))
+    assert out.logits.shape == (2, 1, 224, 224) and out.attention.shape == (2, 4, 196, 77)
 
 
 def test_queries_resolve_and_vit_is_skipped() -> None:
@@ -116,7 +116,7 @@ def test_queries_resolve_and_vit_is_skipped() -> None:
 def test_pixel_identity_mismatch_is_one_error() -> None:
     cfg = ModelConfig(visual_weights="random", text_weights="random", pixel_encoder=TEST_NET, pixel_weights="random")
     trained = build_model(cfg)
-    other = build_model(ModelConfig(**{**cfg.__dict__, "seed": 7}))
+    other = build_model(ModelConfig(**{**cfg.__dict__, "init_seed": 7}))
     check_encoders({"encoders": trained.identity}, trained.identity)
     with pytest.raises(CheckpointError, match=r"pixel.seed: checkpoint 0 vs now 7"):
         check_encoders({"encoders": trained.identity}, other.identity, "c.pt")
@@ -137,8 +137,7 @@ def test_training_steps_lower_the_loss_with_pretrained_encoder() -> None:
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=2e-3)
     losses = []
     for _ in range(8):
-        logits, aux = decoder(None, text, padding, image=images, return_aux=True)
-        loss = decoder_loss(logits, masks, aux, labels)
+        loss = decoder_loss(decoder(None, text, padding, image=images), masks, labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from textseg.data.datasets import SegDataset, collect_split
-from textseg.data.images import file_hash
+from textseg.files import file_hash
 from textseg.engine.cache import FeatureCache
 from textseg.prompts import all_prompts
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from textseg.config import ModelConfig
 from textseg.engine.losses import class_labels, class_match_loss, decoder_loss, presence_loss, segmentation_loss, soft_dice_loss
-from textseg.model.decoder import ClassMatchHead, RefineDecoder, SeedDecoder, build_decoder, gate_logits
+from textseg.model.decoder import ClassMatchHead, DecoderOutput, RefineDecoder, SeedDecoder, build_decoder, gate_logits
 
 VISUAL_DIM, TEXT_DIM = 24, 16
 
@@ -35,10 +36,10 @@ def test_shapes_and_attention(name: str) -> None:
     decoder = build_decoder(_cfg(name), VISUAL_DIM, TEXT_DIM)
     assert isinstance(decoder, SeedDecoder if name == "seed" else RefineDecoder)
     visual, text, padding, image = _inputs()
-    logits = decoder(visual, text, padding, image=image)
-    assert logits.shape == (2, 1, 224, 224) and torch.isfinite(logits).all()
-    logits2, attention = decoder(visual, text, padding, image=image, return_attention=True)
-    assert torch.allclose(logits, logits2)
+    out = decoder(visual, text, padding, image=image)
+    assert out.logits.shape == (2, 1, 224, 224) and torch.isfinite(out.logits).all()
+    attention = out.attention
+    assert (out.presence is None) == (name == "seed") and out.pixel_logits.shape == out.logits.shape
     assert attention.shape == (2, 8, 196, 77)
     assert torch.allclose(attention.sum(-1), torch.ones(2, 8, 196), atol=1e-5)
     assert torch.all(attention.masked_select(padding[:, None, None, :].expand_as(attention)) == 0)
@@ -63,19 +64,19 @@ def test_refine_fold_runs_no_layer_at_full_resolution() -> None:
     assert folded.down[0][0].in_channels == 12 and folded.head.out_channels == 4  # 2x2 pixels in, 2x2 logits out
     assert max(_conv_output_sides(full, visual, text, padding, image=image)) == 224
     assert max(_conv_output_sides(folded, visual, text, padding, image=image)) == 112
-    logits, aux = folded(visual, text, padding, image=image, return_aux=True)
-    assert logits.shape == aux["pixel_logits"].shape == (2, 1, 224, 224) and torch.isfinite(logits).all()
-    with pytest.raises(ValueError, match="refine fold must be one of"):
+    out = folded(visual, text, padding, image=image)
+    assert out.logits.shape == out.pixel_logits.shape == (2, 1, 224, 224) and torch.isfinite(out.logits).all()
+    with pytest.raises(ValueError, match="refine_fold 3: choose one of"):
         build_decoder(_cfg("refine", refine_fold=3), VISUAL_DIM, TEXT_DIM)
 
 
 def test_refine_aux_gates_the_pixels() -> None:
     decoder = build_decoder(_cfg("refine"), VISUAL_DIM, TEXT_DIM)
     visual, text, padding, image = _inputs()
-    logits, aux = decoder(visual, text, padding, image=image, return_aux=True)
-    assert aux["presence"].shape == (2,) and aux["pixel_logits"].shape == (2, 1, 224, 224)
-    expected = torch.sigmoid(aux["pixel_logits"]) * torch.sigmoid(aux["presence"])[:, None, None, None]
-    assert torch.allclose(torch.sigmoid(logits), expected, atol=1e-6)
+    out = decoder(visual, text, padding, image=image)
+    assert out.presence.shape == (2,) and out.pixel_logits.shape == (2, 1, 224, 224)
+    expected = torch.sigmoid(out.pixel_logits) * torch.sigmoid(out.presence)[:, None, None, None]
+    assert torch.allclose(torch.sigmoid(out.logits), expected, atol=1e-6)
     with pytest.raises(ValueError, match="needs the image"):
         decoder(visual, text, padding)
 
@@ -95,15 +96,17 @@ def test_class_labels_and_match_loss() -> None:
     labels = class_labels(["crack", "taping", "taping"], ["taping", "taping", "crack"], torch.tensor([True, True, False]))
     assert labels.prompt.tolist() == [1, 1, 0]
     assert labels.image.tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]  # a drywall photo without a seam shows neither
-    zeros = {"prompt_class": torch.zeros(3, 2), "image_class": torch.zeros(3, 2)}
-    assert class_match_loss(zeros, labels).item() == pytest.approx(2 * math.log(2))  # CE ln 2 + BCE ln 2
-    sure = {"prompt_class": torch.tensor([[-20.0, 20.0], [-20.0, 20.0], [20.0, -20.0]]),
-            "image_class": torch.tensor([[20.0, -20.0], [-20.0, 20.0], [-20.0, -20.0]])}
-    assert class_match_loss(sure, labels).item() == pytest.approx(0.0, abs=1e-6)
     logits, target = torch.zeros(3, 1, 2, 2), torch.zeros(3, 1, 2, 2)
-    base = decoder_loss(logits, target, {})  # the seed decoder: no aux, labels or not
-    assert decoder_loss(logits, target, {}, labels).item() == pytest.approx(base.item())
-    with_match = decoder_loss(logits, target, {**zeros, "presence": torch.zeros(3)}, labels)
+    zeros = DecoderOutput(logits, torch.zeros(3, 1, 1, 1), logits, prompt_class=torch.zeros(3, 2), image_class=torch.zeros(3, 2))
+    assert class_match_loss(zeros, labels).item() == pytest.approx(2 * math.log(2))  # CE ln 2 + BCE ln 2
+    sure = DecoderOutput(logits, torch.zeros(3, 1, 1, 1), logits,
+                         prompt_class=torch.tensor([[-20.0, 20.0], [-20.0, 20.0], [20.0, -20.0]]),
+                         image_class=torch.tensor([[20.0, -20.0], [-20.0, 20.0], [-20.0, -20.0]]))
+    assert class_match_loss(sure, labels).item() == pytest.approx(0.0, abs=1e-6)
+    seed = DecoderOutput(logits, torch.zeros(3, 1, 1, 1), logits)  # the seed decoder: no gate, no class heads
+    base = decoder_loss(seed, target)
+    assert decoder_loss(seed, target, labels).item() == pytest.approx(base.item())
+    with_match = decoder_loss(dataclasses.replace(zeros, presence=torch.zeros(3)), target, labels)
     assert with_match.item() == pytest.approx(base.item() + math.log(2) + 2 * math.log(2), abs=1e-6)
 
 
@@ -122,11 +125,11 @@ def test_gate_logits_is_stable_at_extremes() -> None:
 
 
 def test_unknown_decoder_and_seeded_init() -> None:
-    with pytest.raises(ValueError, match="unknown decoder 'unet'"):
+    with pytest.raises(ValueError, match="decoder 'unet': choose one of"):
         build_decoder(_cfg("unet"), VISUAL_DIM, TEXT_DIM)
-    a = build_decoder(_cfg("refine", seed=1), VISUAL_DIM, TEXT_DIM).state_dict()
-    b = build_decoder(_cfg("refine", seed=1), VISUAL_DIM, TEXT_DIM).state_dict()
-    c = build_decoder(_cfg("refine", seed=2), VISUAL_DIM, TEXT_DIM).state_dict()
+    a = build_decoder(_cfg("refine", init_seed=1), VISUAL_DIM, TEXT_DIM).state_dict()
+    b = build_decoder(_cfg("refine", init_seed=1), VISUAL_DIM, TEXT_DIM).state_dict()
+    c = build_decoder(_cfg("refine", init_seed=2), VISUAL_DIM, TEXT_DIM).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
@@ -161,8 +164,8 @@ def test_few_steps_lower_the_loss(name: str, fold: int) -> None:
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=1e-2)
     losses = []
     for _ in range(10):
-        logits, aux = decoder(visual, text, padding, image=image, return_aux=True)
-        loss = segmentation_loss(logits, target, aux.get("presence"))
+        out = decoder(visual, text, padding, image=image)
+        loss = segmentation_loss(out.logits, target, out.presence)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

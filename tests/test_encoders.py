@@ -12,7 +12,7 @@ import torch
 
 import textseg.model.encoders as enc
 from textseg.config import ModelConfig
-from textseg.data.images import file_hash
+from textseg.files import file_hash
 from textseg.model.encoders import TextEncoder, VisualEncoder, WeightsUnavailableError, build_encoders, encoder_identity
 
 TINY = "vit_tiny_patch16_224"
@@ -200,7 +200,7 @@ def test_text_local_file_round_trip(tmp_path: Path) -> None:
 
 
 def test_build_encoders_and_identity() -> None:
-    cfg = ModelConfig(visual_model=TINY, visual_layers=(-1,), seed=3, visual_weights="random", text_weights="random", queries="vit")
+    cfg = ModelConfig(visual_model=TINY, visual_layers=(-1,), init_seed=3, visual_weights="random", text_weights="random", queries="vit")
     visual, text = build_encoders(cfg)
     identity = encoder_identity(visual, text)
     assert identity["visual"] == {"name": TINY, "weights": "random", "sha256": None, "seed": 3, "layers": [11]}

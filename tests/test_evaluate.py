@@ -18,7 +18,7 @@ from textseg.cli import main  # noqa: E402
 from textseg.config import DataConfig, ModelConfig  # noqa: E402
 from textseg.data.datasets import collect_split  # noqa: E402
 from textseg.evaluate import best_and_worst, compare_reports, evaluate, load_report, markdown_table, plot_cases  # noqa: E402
-from textseg.predict import Segmenter  # noqa: E402
+from textseg.predictor import Segmenter  # noqa: E402
 from textseg.prompts import NONE, PromptMeaning, REPRESENTATIVE as PROMPTS, prompt_class, threshold_for  # noqa: E402
 
 from conftest import make_checkpoint  # noqa: E402
@@ -68,7 +68,7 @@ class FakeSegmenter:
     """Duck-typed Segmenter whose outputs are fixed per (image, prompt); counts encoder and decoder calls."""
 
     def __init__(self) -> None:
-        self.data_cfg = DataConfig(val_fraction=0.15, seed=0)
+        self.data_cfg = DataConfig(val_fraction=0.15, carve_seed=0)
         self.model_cfg = ModelConfig(decoder="seed", visual_weights="random", text_weights="random")
         self.checkpoint = "fake.pt"
         self.encoded: list[str] = []
@@ -225,7 +225,7 @@ def _photo_root(root: Path, n: int) -> Path:
 
 def test_cli_on_real_segmenter_carves_valid_like_training(tmp_path: Path, capsys) -> None:
     crack_root, taping_root = _photo_root(tmp_path / "cracks", 8), _photo_root(tmp_path / "drywall", 6)
-    data_cfg = DataConfig(roots={"crack": str(crack_root), "taping": str(taping_root)}, val_fraction=0.25, seed=3)
+    data_cfg = DataConfig(roots={"crack": str(crack_root), "taping": str(taping_root)}, val_fraction=0.25, carve_seed=3)
     ckpt = make_checkpoint(tmp_path / "best.pt", data_cfg=data_cfg)
     out = tmp_path / "eval"
     code = main(["evaluate", "--ckpt", str(ckpt), "--data", f"crack={crack_root}", "--drywall-path", str(taping_root),

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps, JpegImagePlugin
 
-from textseg.data.images import (EXIF_ORIENTATION, ImageReadError, atomic_path, encode_jpeg, encode_png, load_image,
-                                 load_mask, resize_rgb, save_mask, save_mask_with, save_rgb)
+from textseg.data.images import (EXIF_ORIENTATION, ImageReadError, encode_jpeg, encode_png, load_image, load_mask, resize_rgb,
+                                 save_mask, save_mask_with, save_rgb)
+from textseg.files import atomic_path
 
 SAMPLE_PHOTOS = sorted((Path(__file__).resolve().parents[1] / "data" / "sample").glob("*/*/images/*.jpg"))
 

@@ -15,7 +15,7 @@ from conftest import make_checkpoint, wall_photo
 from textseg.cli import main
 from textseg.data.images import load_mask
 from textseg.inspection import MeasureSettings, inspect_photos, label_text, measured_class
-from textseg.predict import Segmenter, Tiling
+from textseg.predictor import Segmenter, Tiling
 
 
 @pytest.fixture(scope="module")

@@ -204,7 +204,7 @@ def test_measure_cli_photo_of_another_size_is_named(tmp_path: Path, capsys) -> N
 
 def test_inspect_measures_through_the_marker_and_hides_it_from_the_model(tmp_path: Path, monkeypatch, capsys) -> None:
     from conftest import make_checkpoint
-    from textseg.predict import Segmenter, Tiling
+    from textseg.predictor import Segmenter, Tiling
     from textseg.inspection import MeasureSettings, inspect_photos
 
     photo = photograph(Wall(), tilt=0.3)

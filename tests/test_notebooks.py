@@ -331,12 +331,15 @@ def test_epoch_logger_reports_new_epochs_while_a_notebook_trains(tmp_path, caplo
     record = {"epoch": 1, "train_loss": 0.5, "iou_crack": 0.25, "iou_taping": 0.5, "negative_fp_rate": 0.02, "epoch_time_s": 30}
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text(json.dumps(record) + "\n")
+    (tmp_path / "config.json").write_text(json.dumps({"train": {"epochs": 400, "max_minutes": 10}}))
     with caplog.at_level(logging.INFO, logger="textseg.workbook.runner"):
         with EpochLogger(tmp_path, "03_train_decoder", interval_s=60):
             with metrics.open("a") as f:
                 f.write(json.dumps({**record, "epoch": 2, "iou_crack": 0.375}) + "\n")
     lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
-    assert lines == ["03_train_decoder: epoch 2  train loss 0.500  IoU crack 0.375  IoU taping 0.500  wrong-prompt 2.0%  (30 s)"]
+    # Which epoch of how many, and how much of the time limit is used: the run ends at the limit, not at epoch 400.
+    assert lines == ["03_train_decoder: epoch 2 of 400: train loss 0.500, IoU crack 0.38 taping 0.50, wrong prompts 2.0%, "
+                     "30 s; 1.0 of 10 min, training stops at the time limit"]
 
 
 def test_quiet_progress_silences_the_package_bars_and_restores_the_environment(monkeypatch):

@@ -83,7 +83,7 @@ def test_console_script_help_runs() -> None:
 
 def test_prediction_imports_no_plotting_library() -> None:
     # `textseg predict` and `textseg.Segmenter` start faster without matplotlib (about half a second on a 2-core CPU).
-    code = "import sys, textseg.predict; print('matplotlib' in sys.modules)"
+    code = "import sys, textseg.predictor, textseg.cli.predict; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

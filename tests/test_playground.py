@@ -13,7 +13,7 @@ from PIL import Image
 pytest.importorskip("ipywidgets")
 
 from textseg.data.images import save_rgb  # noqa: E402
-from textseg.predict import Prediction, to_rgb  # noqa: E402
+from textseg.predictor import Prediction, to_rgb  # noqa: E402
 from textseg.prompts import NONE, PromptMeaning, prompt_class, threshold_for  # noqa: E402
 from textseg.workbook import playground as playground_module  # noqa: E402
 from textseg.workbook.playground import attention_heatmap, build_playground, png_bytes, word_attention  # noqa: E402
@@ -204,13 +204,11 @@ def test_png_bytes_shrinks_large_images():
 
 def test_real_segmenter_encodes_once_and_reacts(images):
     from textseg.config import ModelConfig
-    from textseg.model.decoder import build_decoder
-    from textseg.model.encoders import build_encoders
-    from textseg.predict import Segmenter
+    from textseg.model.build import build_model
+    from textseg.predictor import Segmenter
 
     cfg = ModelConfig(visual_model="vit_tiny_patch16_224", decoder="seed", visual_weights="random", text_weights="random")
-    visual, text = build_encoders(cfg)
-    seg = Segmenter(visual, text, build_decoder(cfg, visual.out_dim, text.out_dim), cfg, device="cpu")
+    seg = Segmenter(build_model(cfg), device="cpu")
     calls = []
     original = seg.encode_image
     seg.encode_image = lambda image: calls.append(1) or original(image)

@@ -16,8 +16,8 @@ from textseg.cli import main
 from textseg.config import INPUT_SIZE, ModelConfig
 from textseg.data.images import load_image, load_mask
 from textseg.model.checkpoint import CheckpointError
-from textseg.predict import (Prediction, Segmenter, Tiling, blend_window, in_background, predict_files, tile_starts, to_rgb,
-                             write_predictions)
+from textseg.batch_io import in_background, predict_files, write_predictions
+from textseg.predictor import Prediction, Segmenter, Tiling, blend_window, tile_starts, to_rgb
 from textseg.drawing import overlay
 
 from conftest import TINY, make_checkpoint, wall_photo

@@ -46,7 +46,7 @@ def test_a_cosine_run_records_the_scheduled_rate_of_each_epoch(roots: dict[str, 
 
 
 def test_an_unknown_schedule_fails_before_training(roots: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown learning-rate schedule 'step'"):
+    with pytest.raises(ValueError, match="lr_schedule 'step': choose one of"):
         train(*tiny_configs(roots, "seed", epochs=1, lr_schedule="step"), tmp_path)
     assert not any(tmp_path.iterdir())
 

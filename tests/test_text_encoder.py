@@ -16,7 +16,8 @@ from textseg.config import ModelConfig
 from textseg.model.build import build_model
 from textseg.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from textseg.model.minilm import CONTEXT_LENGTH, FILES, WEIGHTS_SHA256, SentenceEncoder, extract_zip, sentence_embedding
-from textseg.predict import Segmenter, unknown_prompt_note
+from textseg.cli.common import unknown_prompt_note
+from textseg.predictor import Segmenter
 from textseg.prompts import NONE, PromptMeaning
 
 from conftest import TINY, make_checkpoint, wall_photo
@@ -125,9 +126,9 @@ def test_a_prompt_classifier_with_none_switches_the_mask_off() -> None:
         decoder.presence.prompt.weight.zero_()
         decoder.presence.prompt.bias.copy_(torch.tensor([0.0, 0.0, 12.0]))  # every prompt read as "none"
     text, padding = torch.randn(2, CONTEXT_LENGTH, 384), torch.arange(CONTEXT_LENGTH).expand(2, -1) > 3
-    logits, aux = decoder(None, text, padding, image=torch.rand(2, 3, 64, 64), return_aux=True)
-    assert aux["prompt_class"].shape == (2, 3) and (torch.sigmoid(aux["presence"]) < 1e-4).all()
-    assert (torch.sigmoid(logits) < 1e-4).all()
+    out = decoder(None, text, padding, image=torch.rand(2, 3, 64, 64))
+    assert out.prompt_class.shape == (2, 3) and (torch.sigmoid(out.presence) < 1e-4).all()
+    assert (torch.sigmoid(out.logits) < 1e-4).all()
 
 
 def _none_class_checkpoint(path: Path) -> Path:

@@ -204,7 +204,7 @@ def test_augmented_training_runs_and_resumes_to_the_same_result(roots: dict[str,
 
 
 def test_image_size_above_224_trains_and_predicts_at_that_size(roots: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from textseg.predict import Segmenter
+    from textseg.predictor import Segmenter
 
     out = tmp_path / "run96"
     args = ["train", "--data", f"crack={roots['crack']}", "--data", f"taping={roots['taping']}", "--out", str(out), "--epochs", "1",

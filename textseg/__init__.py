@@ -11,27 +11,14 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-CLASSES: tuple[str, ...] = ("crack", "taping")
-"""The two classes, in a fixed order used for class indices everywhere."""
-
-MODEL_SIZE: int = 224
-"""The ViT's input side (ViT-B/16 at 224x224 gives 14x14 patch tokens); the model's default input side is
-textseg.config.INPUT_SIZE."""
-
-THRESHOLD: float = 0.5
-"""Probability above which a pixel is foreground for a prompt that names no class (textseg.prompts.threshold_for)."""
-
-CLASS_THRESHOLDS: dict[str, float] = {"crack": 0.5, "taping": 0.3}
-"""The default threshold of each class's prompts in prediction, evaluation, inspection, the playground and the
-validation masks during training. Taping is lower because its labels are boxes around the seam, wider than the
-seam the model draws: at 0.3 its masks cover them better on every validation carve (benchmarks/RESULTS.md)."""
+from textseg.config import CLASS_THRESHOLDS, CLASSES, MODEL_SIZE, THRESHOLD  # noqa: E402,F401 - the constants' one home
 
 _API = {
-    "Segmenter": "textseg.predict", "Tiling": "textseg.predict", "train": "textseg.engine.train",
+    "Segmenter": "textseg.predictor", "Tiling": "textseg.predictor", "train": "textseg.engine.train",
     "evaluate": "textseg.evaluate", "inspect_photos": "textseg.inspection", "build_model": "textseg.model.build",
     "DataConfig": "textseg.config", "ModelConfig": "textseg.config", "TrainConfig": "textseg.config",
 }
-__all__ = sorted(_API)
+__all__ = sorted([*_API, "CLASSES", "CLASS_THRESHOLDS", "MODEL_SIZE", "THRESHOLD"])
 
 
 def __getattr__(name: str) -> Any:

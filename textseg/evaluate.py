@@ -15,7 +15,6 @@ DIR/report.json (with per-image results under "per_image") and DIR/report.md, an
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -25,10 +24,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from textseg import CLASSES, THRESHOLD
-from textseg.data.datasets import add_data_arguments, collect_split, load_target, parse_data_specs
-from textseg.data.images import atomic_path, load_image, save_json
+from textseg.data.datasets import collect_split, load_target
+from textseg.data.images import load_image
+from textseg.files import atomic_path, save_json
 from textseg.metrics import NEGATIVE_AREA, MetricAccumulator, format_metric
-from textseg.predict import Segmenter, add_segmenter_arguments
+from textseg.predictor import Segmenter
 from textseg.progress import progress_bar
 from textseg.prompts import REPRESENTATIVE, canonical_prompt, normalise_class, other_class, threshold_for, thresholds_text
 from textseg.drawing import draw_outline, overlay
@@ -73,7 +73,7 @@ def _fired(prob: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.array([(prob > t).mean() > NEGATIVE_AREA for t in grid])
 
 
-def _threshold_grid(thresholds: Sequence[float], reported: Sequence[float]) -> list[float]:
+def threshold_grid(thresholds: Sequence[float], reported: Sequence[float]) -> list[float]:
     """Sorted, validated thresholds including the reported ones."""
     grid = sorted({round(float(t), 6) for t in [*thresholds, *reported]})
     bad = [t for t in grid if not 0.0 <= t <= 1.0]
@@ -106,7 +106,7 @@ def evaluate(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dc = segmenter.data_cfg
-    samples = collect_split(roots, split, val_fraction=dc.val_fraction, seed=dc.seed)
+    samples = collect_split(roots, split, val_fraction=dc.val_fraction, seed=dc.carve_seed)
     if not samples:
         raise ValueError(f"split {split!r} of {', '.join(map(str, roots.values()))} holds no images")
 
@@ -115,7 +115,7 @@ def evaluate(
     every = list(dict.fromkeys([*map(canonical_prompt, CLASSES), *(p for cls in roots for p in pos_prompts[cls] + neg_prompts[cls])]))
     meanings = dict(zip(every, segmenter.prompt_meanings(every)))
     used = {p: threshold_for(p, threshold, m.cls) for p, m in meanings.items()}  # each prompt's, as prediction applies it
-    grid_list = _threshold_grid(thresholds, list(used.values()))
+    grid_list = threshold_grid(thresholds, list(used.values()))
     grid = np.asarray(grid_list, dtype=np.float32)  # compared in float32, as Prediction.mask does
     t_prompt = {p: grid_list.index(round(t, 6)) for p, t in used.items()}  # grid index of each prompt's threshold
     t_of = {cls: t_prompt[canonical_prompt(cls)] for cls in CLASSES}
@@ -345,7 +345,7 @@ def plot_cases(
     if not rows:
         raise ValueError(f"report has no {cls!r} images")
     dc = segmenter.data_cfg
-    samples = collect_split({c: Path(r) for c, r in report["roots"].items()}, report["split"], dc.val_fraction, dc.seed)
+    samples = collect_split({c: Path(r) for c, r in report["roots"].items()}, report["split"], dc.val_fraction, dc.carve_seed)
     by_path = {str(s.image): s for s in samples}
     prompt = rows[0]["prompt"]
     preds = segmenter.predict([r["image"] for r in rows], prompt, threshold=report_thresholds(report)[cls])
@@ -361,55 +361,3 @@ def plot_cases(
     return image_grid(shown, titles=titles, ncols=min(k, 4), suptitle=f"{which} {cls} images, prompt {prompt!r} (red: prediction, yellow: truth)", credit=credit, path=path)
 
 
-# ----------------------------------------------------------------------------------------- CLI
-
-
-def _parse_thresholds(text: str) -> list[float]:
-    """"0.1,0.3,0.5" -> [0.1, 0.3, 0.5]."""
-    try:
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError as exc:
-        raise ValueError(f"--thresholds {text!r}: give comma-separated numbers in [0, 1]") from exc
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `textseg evaluate`."""
-    parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
-    add_data_arguments(parser)
-    parser.add_argument("--split", default="valid", help="train | valid | test ('valid' of a root without one is the held-back part of train; default valid)")
-    parser.add_argument("--out", type=Path, default=None, help="directory for report.json and report.md")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help=f"threshold of the headline metrics (default: each class's, {thresholds_text()})")
-    parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS), help="sweep, comma-separated (default %(default)s)")
-    parser.add_argument("--all-negative-prompts", action="store_true", help="try several prompts of the other class, not only its canonical one")
-    parser.add_argument("--canonical-only", action="store_true", help="evaluate only each class's canonical prompt (faster)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images (and prompt pairs) per batch (default 8)")
-    add_segmenter_arguments(parser)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Evaluate a checkpoint and print the markdown table."""
-    thresholds = _parse_thresholds(args.thresholds)
-    _threshold_grid(thresholds, [] if args.threshold is None else [args.threshold])
-    segmenter = Segmenter.from_checkpoint(args.ckpt, args.device, args.visual_weights, args.text_weights)
-    roots = _cli_roots(args, segmenter)
-    report = evaluate(
-        segmenter, roots, args.split, args.out, thresholds=thresholds, batch_size=args.batch_size,
-        threshold=args.threshold, all_negative_prompts=args.all_negative_prompts,
-        prompts={cls: [canonical_prompt(cls)] for cls in roots} if args.canonical_only else None,
-    )
-    print(markdown_table(report), end="")
-    if args.out is not None:
-        print(f"wrote {args.out / 'report.json'} and {args.out / 'report.md'}")
-    return 0
-
-
-def _cli_roots(args: argparse.Namespace, segmenter: Segmenter) -> dict[str, Path]:
-    """Roots from --data/--cracks-path/--drywall-path, or else the checkpoint's own data config."""
-    specs = getattr(args, "data", None)
-    if specs or getattr(args, "cracks_path", None) or getattr(args, "drywall_path", None):
-        return parse_data_specs(specs, getattr(args, "cracks_path", None), getattr(args, "drywall_path", None))
-    if not segmenter.data_cfg.roots:
-        raise ValueError(f"{args.ckpt}: no --data given and the checkpoint records no dataset roots; give --data CLASS=ROOT")
-    logger.info("no --data given: using the checkpoint's roots %s", segmenter.data_cfg.roots)
-    return {c: Path(r) for c, r in segmenter.data_cfg.roots.items()}

@@ -13,7 +13,6 @@ written, and the command then exits with status 1 naming every unreadable file.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 from dataclasses import dataclass
@@ -26,39 +25,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from textseg import CLASSES
-from textseg.data.images import (ImageReadError, atomic_path, is_image_file, load_image, load_mask_values, save_json,
-                                 save_mask_with, save_rgb)
+from textseg.batch_io import OUTPUTS, background_workers, in_background, output_path, predict_files
+from textseg.data.images import ImageReadError, is_image_file, load_image, load_mask_values, save_mask_with, save_rgb
+from textseg.files import atomic_path, save_json
+from textseg.drawing import labelled_overlay
+from textseg.measure import (WIDTH_CLASSES, Defect, MarkerSpec, Plane, check_binary, check_mm_per_px, find_plane,
+                             measure_mask, summarize)
 from textseg.measure.plane import hide_marker, marker_region
-from textseg.measure import (
-    DEFAULT_DICTIONARY,
-    WIDTH_CLASSES,
-    Defect,
-    MarkerSpec,
-    Plane,
-    check_binary,
-    check_mm_per_px,
-    find_plane,
-    measure_mask,
-    parse_width_classes,
-    summarize,
-)
-from textseg.predict import (
-    Prediction,
-    Segmenter,
-    Tiling,
-    add_prediction_arguments,
-    background_workers,
-    check_output_stems,
-    expand_inputs,
-    in_background,
-    prepare_prediction,
-    predict_files,
-    unknown_prompt_note,
-    unreadable_error,
-)
+from textseg.predictor import Prediction, Segmenter, Tiling
 from textseg.progress import progress_bar
 from textseg.prompts import NONE, PromptMeaning, normalise_class, prompt_class
-from textseg.drawing import labelled_overlay
 from textseg.viz import inspection_summary_figure
 
 logger = logging.getLogger(__name__)
@@ -67,6 +43,8 @@ REPORT = "report.json"
 TABLE = "defects.csv"
 SUMMARY = "summary.png"
 MAX_LABELS = 25  # an overlay with more size labels than this is unreadable; the table has them all
+MIN_AREA_PX = 16  # the smallest defect kept by default: a few pixels are noise, not a crack
+MIN_AREA_SHARE = 100_000  # ... and one pixel per this many of the photo's (40 px at 4 MP, 120 px at 12 MP)
 
 
 @dataclass(frozen=True)
@@ -76,7 +54,7 @@ class MeasureSettings:
 
     mm_per_px: float | None = None
     gap_px: int = 2
-    min_area_px: int = 16
+    min_area_px: int | None = None  # None: by the photo's size (min_area)
     width_classes: tuple[tuple[str, float], ...] = WIDTH_CLASSES
     overlay_max_side: int = 2048
     marker: MarkerSpec | None = None  # scale and perspective from this marker where a photo shows it
@@ -84,10 +62,17 @@ class MeasureSettings:
 
     def __post_init__(self) -> None:
         check_mm_per_px(self.mm_per_px)
-        if self.gap_px < 0 or self.min_area_px < 0:
+        if self.gap_px < 0 or (self.min_area_px or 0) < 0:
             raise ValueError(f"--gap and --min-area must be >= 0, got {self.gap_px} and {self.min_area_px}")
         if self.overlay_max_side < 64:
             raise ValueError(f"--overlay-max-side must be at least 64 pixels, got {self.overlay_max_side}")
+
+    def min_area(self, shape: tuple[int, ...]) -> int:
+        """The smallest defect (pixels) kept in a photo of this shape: as set, else one pixel per MIN_AREA_SHARE of
+        the photo and at least MIN_AREA_PX, so a speck counts alike on a small and on a 12 MP photo."""
+        if self.min_area_px is not None:
+            return int(self.min_area_px)
+        return max(MIN_AREA_PX, round(shape[0] * shape[1] / MIN_AREA_SHARE))
 
     @property
     def scaled(self) -> bool:
@@ -116,7 +101,7 @@ def measure_record(
     plane = plane if plane is not None else settings.plane(photo)
     if plane.marker is not None:
         mask = mask & ~marker_region(mask.shape, plane.marker)
-    defects = measure_mask(mask, cls, gap_px=settings.gap_px, min_area_px=settings.min_area_px, plane=plane,
+    defects = measure_mask(mask, cls, gap_px=settings.gap_px, min_area_px=settings.min_area(mask.shape), plane=plane,
                            photo=photo if settings.visible else None)
     record = {
         "height": int(mask.shape[0]),
@@ -239,57 +224,6 @@ def _flat_keys(images: Sequence[dict[str, Any]]) -> list[str]:
 # ----------------------------------------------------------------------------------------- CLI
 
 
-def _add_measure_arguments(parser: argparse.ArgumentParser) -> None:
-    """Scale, gap closing, noise floor, width classes and overlay size (inspect, measure)."""
-    d = MeasureSettings()
-    parser.add_argument("--marker", type=float, default=None, metavar="MM",
-                        help="side in mm of an ArUco marker on the wall: each photo showing it is measured in mm, "
-                             "perspective included (photos without it: in px, or by --mm-per-px when given)")
-    parser.add_argument("--marker-dict", default=DEFAULT_DICTIONARY, metavar="NAME",
-                        help=f"the marker's ArUco dictionary (default {DEFAULT_DICTIONARY})")
-    parser.add_argument("--mm-per-px", type=float, default=None,
-                        help="millimetres per photo pixel, for photos taken head-on at a known distance: adds *_mm values and width classes")
-    parser.add_argument("--no-visible", dest="visible", action="store_false",
-                        help="skip reading each crack's length and width from the photo (the dark valley across it): "
-                             "the mask's sizes only")
-    parser.add_argument("--gap", type=int, default=d.gap_px, help=f"join parts of one defect broken by gaps up to this many pixels (default {d.gap_px})")
-    parser.add_argument("--min-area", type=int, default=d.min_area_px, help=f"ignore specks of fewer pixels (default {d.min_area_px})")
-    parser.add_argument("--width-classes", nargs="+", default=None, metavar="NAME=MM",
-                        help="crack width classes by upper bound in mm, the last without one (default "
-                             + " ".join(f"{n}={b:g}" if np.isfinite(b) else n for n, b in WIDTH_CLASSES) + ")")
-    parser.add_argument("--overlay-max-side", type=int, default=d.overlay_max_side,
-                        help=f"longer side of the labelled overlays in pixels (default {d.overlay_max_side})")
-
-
-def _settings(args: argparse.Namespace) -> MeasureSettings:
-    classes = parse_width_classes(args.width_classes) if args.width_classes else WIDTH_CLASSES
-    marker = MarkerSpec(args.marker, args.marker_dict) if args.marker is not None else None
-    return MeasureSettings(args.mm_per_px, args.gap, args.min_area, classes, args.overlay_max_side, marker, args.visible)
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `textseg inspect`."""
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMG", help="photos or directories of photos")
-    parser.add_argument("--out", required=True, type=Path, help="output directory for the report, masks and overlays")
-    parser.add_argument("--class", dest="cls", default=None, help="class to measure as (default: the one the prompt names)")
-    add_prediction_arguments(parser)
-    _add_measure_arguments(parser)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Predict, measure and report every photo; unreadable photos are reported after the others are written."""
-    settings = _settings(args)
-    if args.cls:
-        normalise_class(args.cls)  # a wrong --class fails before the model loads
-    seg, prompt, images, tiling = prepare_prediction(args)
-    meaning = seg.prompt_meaning(prompt)
-    cls = measured_class(prompt, args.cls, meaning)
-    if (note := unknown_prompt_note(prompt, meaning)) is not None:
-        print(note)
-    report = inspect_photos(seg, images, prompt, args.out, cls, settings, args.threshold, tiling, args.batch_size, args.ckpt)
-    return _finish(report, len(images))
-
-
 def measured_class(prompt: str, cls: str | None = None, meaning: PromptMeaning | None = None) -> str:
     """The class to measure as: the one given, else the one the model takes the prompt to mean (`meaning`), else the
     one its words name; ValueError when none says."""
@@ -340,50 +274,9 @@ def _inspect_one(img: Path, rgb: np.ndarray, pred: Prediction, cls: str, setting
     if plane is not None and plane.marker is not None:
         pred.mask &= ~marker_region(pred.mask.shape, plane.marker)
     defects, record, plane = measure_record(pred.mask, cls, settings, rgb, plane)
-    mask_path, overlay_path = out_dir / f"{img.stem}_mask.png", out_dir / f"{img.stem}_inspect.png"
+    mask_path, overlay_path = output_path(img, out_dir, "mask"), output_path(img, out_dir, "inspect")
     save_mask_with(pred.mask, mask_path, lambda: write_overlay(rgb, pred.mask, record, overlay_path, settings, plane))
     return defects, {**record, "max_prob": float(pred.prob.max())}, {"mask": mask_path.name, "overlay": overlay_path.name}
-
-
-def _finish(report: InspectionReport, total: int) -> int:
-    """Print one line per image (with where its scale came from) and a total; raise for unreadable files."""
-    written = report.to_json()
-    for img in written["images"]:
-        s, scale = img["summary"], img["scale"]
-        unit = "mm" if "total_length_mm" in s else "px"
-        how = {"marker": f"; marker {scale.get('id')}, {scale.get('mm_per_px_at_marker', 0):.3f} mm/px there",
-               "mm_per_px": "", None: f"; {scale['note']}, measured in px" if scale.get("note") else ""}[scale.get("source")]
-        length = s.get(f"total_visible_length_{unit}", s[f"total_length_{unit}"])
-        print(f"{Path(img['image']).name}: {s['count']} defects, total length {length:.1f} {unit}{how}")
-    t = written["summary"]
-    unscaled = f"; {len(t['images_without_scale'])} without a scale" if t.get("images_without_scale") else ""
-    print(f"{report.cls}: {t['count']} defects in {t['images_with_defects']} of {t['images']} images{unscaled}; "
-          f"report {report.out_dir / REPORT}")
-    if report.failed:
-        raise unreadable_error(report.failed, total)
-    return 0
-
-
-def add_measure_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `textseg measure`."""
-    parser.add_argument("masks", nargs="+", type=Path, metavar="MASK", help="mask files (0/255 or 0/1) or directories of them")
-    parser.add_argument("--class", dest="cls", required=True, help=f"what the masks show: {' | '.join(CLASSES)}")
-    parser.add_argument("--out", required=True, type=Path, help="output directory for the report and overlays")
-    parser.add_argument("--photos", type=Path, default=None, metavar="DIR",
-                        help="the photos the masks are of ({stem}_mask.png or {stem}.png -> DIR/{stem}.jpg|png|...): "
-                             "visible widths, the marker, overlays on the photo")
-    _add_measure_arguments(parser)
-
-
-def run_measure_cli(args: argparse.Namespace) -> int:
-    """Measure existing masks with the same code and report as `inspect`."""
-    settings = _settings(args)
-    cls = normalise_class(args.cls)
-    masks = check_output_stems(expand_inputs(args.masks))
-    if settings.marker is not None and args.photos is None:
-        raise ValueError("--marker is read from the photos: give them with --photos DIR")
-    photos = photos_for(masks, args.photos) if args.photos is not None else None
-    return _finish(measure_masks(masks, cls, args.out, settings, photos), len(masks))
 
 
 def measure_masks(
@@ -403,7 +296,7 @@ def measure_masks(
             report.failed.append(str(exc))
             continue
         defects, record, plane = measure_record(mask, report.cls, settings, photo)
-        overlay_path = report.out_dir / f"{path.stem}_inspect.png"
+        overlay_path = output_path(path, report.out_dir, "inspect")
         background = photo if photo is not None else np.repeat(np.where(mask, 200, 40).astype(np.uint8)[..., None], 3, axis=2)
         write_overlay(background, mask, record, overlay_path, settings, plane)
         files = {"overlay": overlay_path.name, **({"photo": str(photo_path)} if photo_path is not None else {})}
@@ -423,7 +316,8 @@ def photos_for(masks: Sequence[Path], folder: Path) -> list[Path]:
             by_stem.setdefault(photo.stem, photo)
     found, missing = [], []
     for mask in masks:
-        stem = mask.stem[: -len("_mask")] if mask.stem.endswith("_mask") else mask.stem
+        suffix = Path(OUTPUTS["mask"]).stem  # "_mask": masks named as `textseg predict` names them
+        stem = mask.stem[: -len(suffix)] if mask.stem.endswith(suffix) else mask.stem
         (found.append(by_stem[stem]) if stem in by_stem else missing.append(mask.name))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

@@ -17,9 +17,10 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 
-from textseg.data.images import atomic_path, load_image
+from textseg.data.images import load_image
+from textseg.files import atomic_path
 from textseg.drawing import MASK_COLOR, OUTLINE_COLOR, draw_outline, overlay, upsample_attention
-from textseg.engine.runs import metrics_path, read_history
+from textseg.engine.runs import RunDir, read_history
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 def read_metrics(run: str | Path) -> list[dict[str, float]]:
     """Rows of RUN/metrics.jsonl (or a given .jsonl file), nested keys flattened as "a/b"."""
-    path = metrics_path(run)
+    path = Path(run) if Path(run).suffix == ".jsonl" else RunDir(run).metrics
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics file; is this a training run directory?")
     return [_flatten(m) for m in read_history(path)]

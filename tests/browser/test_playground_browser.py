@@ -73,7 +73,7 @@ def _partial_threshold(checkpoint: Path, data: list[str]) -> float:
     and with the prompt (a model that obeys may give the taping prompt an empty mask at every threshold)."""
     from textseg.data.datasets import parse_data_specs
     from textseg.workbook.playground import playground_images
-    from textseg.predict import Segmenter
+    from textseg.predictor import Segmenter
 
     seg = Segmenter.from_checkpoint(checkpoint, device="cpu")
     first = next(iter(playground_images(parse_data_specs(data), "valid", 3).values()))

@@ -1,7 +1,7 @@
-"""YOLO and COCO labels: parsing, class mapping, rasterising to masks, and `textseg extract-masks`.
+"""YOLO and COCO labels: parsing, class mapping, and rasterising them to masks (`textseg extract-masks`).
 
 Masks are written as `SPLIT/masks/NAME.png` (NAME = image stem, 0/255, at the image's size), the
-seed layout every later step reads. Decisions, documented here once:
+images + masks layout every later step reads. Decisions, documented here once:
 
 - Classes. A dataset root holds one class; labels only decide which shapes are foreground. COCO
   categories and YOLO `data.yaml` names map to a textseg class by keywords in the name (then the
@@ -22,7 +22,6 @@ seed layout every later step reads. Decisions, documented here once:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -38,8 +37,8 @@ import numpy as np
 import yaml
 from pycocotools import mask as mask_utils
 
-from textseg import CLASSES
-from textseg.data.images import atomic_path, image_size, is_image_file, save_mask
+from textseg.data.images import image_size, is_image_file, save_mask
+from textseg.files import atomic_path
 from textseg.progress import progress_bar
 from textseg.prompts import normalise_class
 
@@ -663,18 +662,3 @@ def extract_masks(root_or_split: str | Path | Sequence[str | Path], class_map: d
         if r.images_without_labels:
             logger.warning("%s: %d images without labels got no mask", r.split_dir, len(r.images_without_labels))
     return report
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `textseg extract-masks`."""
-    parser.add_argument("roots", nargs="+", type=Path, metavar="ROOT", help="dataset root (with train/valid/test) or split folder")
-    parser.add_argument("--class-map", action="append", default=[], metavar="NAME=CLASS",
-                        help=f"map a COCO category / YOLO class (name or id) to one of {list(CLASSES)} or 'ignore'; repeatable")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing masks (default: keep them)")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run `textseg extract-masks` and print one summary line per split."""
-    report = extract_masks(args.roots, parse_class_map(args.class_map), overwrite=args.overwrite)
-    print(report.summary())
-    return 0

@@ -5,6 +5,6 @@
     losses.py      segmentation and presence losses
     schedule.py    learning-rate schedules
     ema.py         weight averaging
-    runs.py        the run folder's metrics.jsonl (one reader and writer)
-    train.py       train(): setup, the epoch loop, checkpoints and resume (`textseg train`)
+    runs.py        RunDir: a run folder's files (checkpoints, config.json, metrics.jsonl) and the best-epoch rule
+    train.py       train(): setup, train_step and the epoch loop, validation, checkpoints and resume
 """

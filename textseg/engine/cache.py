@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 from textseg import MODEL_SIZE
 from textseg.config import CACHE_MODES
-from textseg.data.images import atomic_path, file_hash
+from textseg.files import atomic_path, file_hash
 from textseg.engine.runtime import autocast
 from textseg.progress import progress_bar
 

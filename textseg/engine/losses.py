@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from textseg import CLASSES
+from textseg.model.decoder import DecoderOutput
 from textseg.prompts import NONE
 
 DICE_SMOOTH: float = 1.0
@@ -69,20 +70,18 @@ def class_labels(image_classes: Sequence[str], prompt_classes: Sequence[str], ha
     return ClassLabels(prompt, image)
 
 
-def class_match_loss(aux: dict[str, torch.Tensor], labels: ClassLabels) -> torch.Tensor:
+def class_match_loss(out: DecoderOutput, labels: ClassLabels) -> torch.Tensor:
     """Cross-entropy of the prompt classifier plus BCE of the image classifier (decoders with a ClassMatchHead)."""
-    prompt = F.cross_entropy(aux["prompt_class"].float(), labels.prompt)
-    image = F.binary_cross_entropy_with_logits(aux["image_class"].float(), labels.image)
+    prompt = F.cross_entropy(out.prompt_class.float(), labels.prompt)
+    image = F.binary_cross_entropy_with_logits(out.image_class.float(), labels.image)
     return prompt + image
 
 
-def decoder_loss(
-    logits: torch.Tensor, target: torch.Tensor, aux: dict[str, torch.Tensor], labels: ClassLabels | None = None
-) -> torch.Tensor:
-    """The training loss of any decoder: segmentation_loss with its presence term, plus class_match_loss when both the
-    decoder's aux outputs and the labels are there."""
-    presence = aux.get("presence")
-    loss = segmentation_loss(logits.float(), target, None if presence is None else presence.float())
-    if labels is not None and "prompt_class" in aux:
-        loss = loss + class_match_loss(aux, labels)
+def decoder_loss(out: DecoderOutput, target: torch.Tensor, labels: ClassLabels | None = None) -> torch.Tensor:
+    """The training loss of any decoder: segmentation_loss with its presence term, plus class_match_loss when the
+    decoder has class heads and the labels are there."""
+    presence = None if out.presence is None else out.presence.float()
+    loss = segmentation_loss(out.logits.float(), target, presence)
+    if labels is not None and out.prompt_class is not None:
+        loss = loss + class_match_loss(out, labels)
     return loss

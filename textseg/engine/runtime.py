@@ -1,9 +1,7 @@
 """Where and how a run executes: the device, the process group (DDP), seeds and RNG state, and mixed precision.
 
-bf16 autocast pays off on CUDA and on CPUs that multiply bf16 in hardware (AMX, AVX512-BF16): measured on
-a 2-core Xeon with AMX (benchmarks/RESULTS.md), the encoders' cache fill and an
-uncached epoch run 3.2x and a cached refine epoch 2.6x faster than in float32. Elsewhere CPU bf16 is
-emulated and slower.
+bf16 autocast pays off on CUDA and on CPUs that multiply bf16 in hardware (AMX, AVX512-BF16), where training runs
+several times faster than in float32 (benchmarks/RESULTS.md); elsewhere CPU bf16 is emulated and slower.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """Training the decoder on frozen encoders: feature cache, validation, checkpoints, exact resume, DDP.
 
-`textseg train --data crack=ROOT --data taping=ROOT --out RUN` writes into RUN:
-    config.json      the three configs and the encoders' identity
-    metrics.jsonl    one JSON line per epoch (losses, IoU/Dice per class, negative-prompt FP rate, time, lr)
-    last.pt          every epoch;  best.pt  the best epoch by `score`;  epoch_XXX.pt  every --save-interval
-    cache/           features, with --cache disk
+`textseg train --data crack=ROOT --data taping=ROOT --out RUN` writes the run folder (textseg.engine.runs.RunDir).
 
 Model selection: score = mean IoU over classes * (1 - negative-prompt false-positive rate)
 * (1 - unrelated-prompt false-positive rate), where an image counts as a false positive when its other class's
@@ -19,10 +15,8 @@ its shard of the images, validates its shard; rank 0 writes checkpoints and logs
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,18 +29,18 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from textseg import CLASSES
-from textseg.config import CACHE_MODES, DataConfig, ModelConfig, TrainConfig, add_config_arguments, check_image_size, from_dict, to_dict, values_from_args
+from textseg.config import DataConfig, ModelConfig, TrainConfig, to_dict
 from textseg.data.augment import IDENTITY, augment_batch
-from textseg.data.datasets import SegDataset, add_data_arguments, collect_split, parse_data_specs
-from textseg.data.images import save_json
+from textseg.data.datasets import SegDataset, collect_split
+from textseg.files import save_json
 from textseg.engine.cache import FeatureCache
 from textseg.engine.ema import WeightAverage
-from textseg.engine.losses import class_labels, decoder_loss
-from textseg.engine.runs import append_epoch, best_epoch, metrics_path, read_history, write_history
+from textseg.engine.losses import ClassLabels, class_labels, decoder_loss
+from textseg.engine.runs import RunDir, best_epoch, describe_epoch
 from textseg.engine.runtime import Dist, all_sum, amp_dtype, autocast, rng_state, seed_everything, set_rng_state, setup_distributed
 from textseg.engine.schedule import lr_factor, run_progress
 from textseg.metrics import NEGATIVE_AREA, dice, iou
-from textseg.model.build import build_model
+from textseg.model.build import TextSegModel, build_model
 from textseg.model.checkpoint import check_encoders, check_model_config, load_checkpoint, load_decoder_state, save_checkpoint
 from textseg.progress import progress_bar
 from textseg.prompts import NONE, UNRELATED, all_prompts, canonical_prompt, other_class, threshold_for
@@ -60,17 +54,17 @@ def build_datasets(data_cfg: DataConfig) -> tuple[Any, Any]:
     if not data_cfg.roots:
         raise ValueError("no datasets given; use --data crack=ROOT --data taping=ROOT")
     roots = {cls: Path(root) for cls, root in data_cfg.roots.items()}
-    train_samples = collect_split(roots, "train", data_cfg.val_fraction, data_cfg.seed)
-    val_samples = collect_split(roots, "valid", data_cfg.val_fraction, data_cfg.seed)
+    train_samples = collect_split(roots, "train", data_cfg.val_fraction, data_cfg.carve_seed)
+    val_samples = collect_split(roots, "valid", data_cfg.val_fraction, data_cfg.carve_seed)
     where = ", ".join(f"{c}={r}" for c, r in roots.items())
     if not train_samples:
         raise ValueError(f"no training images found in {where}; expected ROOT/train/images/ (or ROOT/images/)")
     if not val_samples:
         raise ValueError(f"no validation images in {where}: add a valid/ split or set --val-fraction above 0")
     size = data_cfg.image_size
-    train_ds = SegDataset(train_samples, size, negative_rate=data_cfg.negative_rate, flip=data_cfg.flip, seed=data_cfg.seed,
+    train_ds = SegDataset(train_samples, size, negative_rate=data_cfg.negative_rate, flip=data_cfg.flip, seed=data_cfg.carve_seed,
                          preload=True, augment=data_cfg.augment, unrelated_rate=data_cfg.unrelated_rate)
-    val_ds = SegDataset(val_samples, size, negative_rate=0.0, flip=False, seed=data_cfg.seed, preload=True)
+    val_ds = SegDataset(val_samples, size, negative_rate=0.0, flip=False, seed=data_cfg.carve_seed, preload=True)
     return train_ds, val_ds
 
 
@@ -90,8 +84,25 @@ class Unflipped(torch.utils.data.Dataset):
 
 
 # ---- one epoch --------------------------------------------------------------------------------
+def train_step(
+    model: TextSegModel, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device,
+    dtype: torch.dtype | None, images: torch.Tensor, masks: torch.Tensor, text: torch.Tensor, padding: torch.Tensor,
+    visual: torch.Tensor | None, labels: ClassLabels,
+) -> torch.Tensor:
+    """One optimisation step on a batch of (image, prompt) pairs with their encoders' features; returns the loss
+    (detached, on the device: no sync)."""
+    with autocast(device, dtype):
+        out = model(images, text, padding, visual=visual)  # logits (B, 1, S, S)
+    loss = decoder_loss(out, masks, labels)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
 def train_epoch(
-    model: nn.Module,
+    model: TextSegModel,
     loader: DataLoader,
     cache: FeatureCache,
     optimizer: torch.optim.Optimizer,
@@ -103,30 +114,24 @@ def train_epoch(
     ema: WeightAverage | None = None,
 ) -> float:
     """One pass over the loader (updating ema after each step when given); returns the mean training loss over all
-    ranks' samples."""
+    ranks' samples. The model's decoder may be wrapped in DistributedDataParallel."""
     model.train()
     total, count = torch.zeros((), dtype=torch.float64, device=device), 0
     for batch in progress_bar(loader, desc=desc, unit="batch", leave=False, disable=not info.main):
-        images = batch["image"].to(device, non_blocking=True)  # (B, 3, 224, 224)
-        masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, 224, 224)
-        visual = cache.visual_tokens(images, batch["path"], batch["flip"].tolist())  # (B, 196, Dv)
+        images = batch["image"].to(device, non_blocking=True)  # (B, 3, S, S), S = image_size
+        masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, S, S)
+        visual = cache.visual_tokens(images, batch["path"], batch["flip"].tolist())  # (B, 196, Dv), None without a ViT
         has_mask = batch["has_mask"]
         if not torch.equal(batch["augment"], torch.tensor(IDENTITY).expand_as(batch["augment"])):
             images, masks, visual = augment_batch(images, masks, visual, batch["augment"])
             zoomed_has_mask = masks.flatten(1).amax(1).gt(0).cpu()  # a zoom can crop a positive's defect away
             has_mask = torch.where(batch["negative"], has_mask, zoomed_has_mask)
-        text, padding = cache.text_tokens(batch["prompt"])  # (B, 77, Dt), (B, 77)
-        with autocast(device, dtype):
-            logits, aux = model(visual, text, padding, image=images, return_aux=True)  # (B, 1, 224, 224)
+        text, padding = cache.text_tokens(batch["prompt"])  # (B, T, Dt), (B, T)
         labels = class_labels(batch["cls"], batch["prompt_cls"], has_mask).to(device)
-        loss = decoder_loss(logits, masks, aux, labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss = train_step(model, optimizer, scaler, device, dtype, images, masks, text, padding, visual, labels)
         if ema is not None:
-            ema.update(getattr(model, "module", model))  # the decoder inside a DistributedDataParallel wrapper
-        total += loss.detach() * len(images)  # no device sync per step
+            ema.update(getattr(model.decoder, "module", model.decoder))  # inside a DistributedDataParallel wrapper
+        total += loss * len(images)  # no device sync per step
         count += len(images)
     summed, count = all_sum([float(total), float(count)], info, device)
     return summed / max(count, 1)
@@ -134,7 +139,7 @@ def train_epoch(
 
 @torch.no_grad()
 def validate(
-    model: nn.Module,
+    model: TextSegModel,
     dataset: Any,
     cache: FeatureCache,
     device: torch.device,
@@ -151,11 +156,11 @@ def validate(
     keys = [f"{c}_{k}" for c in CLASSES for k in ("tp", "fp", "fn", "n", "neg_fp", "unrelated_fp")]
     sums = dict.fromkeys(keys + ["loss", "pairs"], 0.0)
     for batch in progress_bar(loader, desc="valid", unit="batch", leave=False, disable=not info.main):
-        images = batch["image"].to(device, non_blocking=True)  # (B, 3, 224, 224)
-        masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, 224, 224)
+        images = batch["image"].to(device, non_blocking=True)  # (B, 3, S, S)
+        masks = batch["mask"].to(device, non_blocking=True)  # (B, 1, S, S)
         classes = list(batch["cls"])
         b = len(classes)
-        visual = cache.visual_tokens(images, batch["path"], [0] * b)  # (B, 196, Dv)
+        visual = cache.visual_tokens(images, batch["path"], [0] * b)  # (B, 196, Dv), None without a ViT
         prompts = [canonical_prompt(c) for c in classes] + [canonical_prompt(other_class(c)) for c in classes]
         prompt_classes = classes + [other_class(c) for c in classes]
         if unrelated:  # one prompt for another thing per image, the same one for an image in every epoch
@@ -166,14 +171,14 @@ def validate(
         text, padding = cache.text_tokens(prompts)  # (copies B, T, Dt)
         with autocast(device, dtype):
             visual = visual.repeat(copies, 1, 1) if visual is not None else None
-            features = model.image_features(images)  # once per image, not per (image, prompt)
+            features = model.pixel_features(images)  # once per image, not per (image, prompt)
             features = None if features is None else [f.repeat(copies, 1, 1, 1) for f in features]
-            logits, aux = model(visual, text, padding, image=images.repeat(copies, 1, 1, 1), return_aux=True, pixel_features=features)
-        logits = logits.float()  # (copies B, 1, 224, 224): positives, negatives, then prompts for other things
+            out = model(images.repeat(copies, 1, 1, 1), text, padding, visual=visual, pixel_features=features)
+        logits = out.logits.float()  # (copies B, 1, S, S): positives, negatives, then prompts for other things
         targets = torch.cat([masks] + [torch.zeros_like(masks)] * (copies - 1))
         has_mask = masks.flatten(1).amax(1).gt(0).repeat(copies)
         labels = class_labels(classes * copies, prompt_classes, has_mask).to(device)
-        sums["loss"] += float(decoder_loss(logits, targets, aux, labels)) * len(targets)
+        sums["loss"] += float(decoder_loss(out, targets, labels)) * len(targets)
         sums["pairs"] += len(targets)
         cutoff = torch.tensor([threshold_for(p, meaning=c) for p, c in zip(prompts, prompt_classes)], device=device)
         pred = (logits.sigmoid().flatten(1) > cutoff[:, None])  # (copies B, H*W)
@@ -213,13 +218,13 @@ def summarise_validation(sums: dict[str, float]) -> dict[str, float]:
 
 
 # ---- run directory ----------------------------------------------------------------------------
-def _check_out_dir(out_dir: Path, resume: Path | None, overwrite: bool) -> None:
+def _check_out_dir(run_dir: RunDir, resume: Path | None, overwrite: bool) -> None:
     """Refuse to mix a new run into a folder holding another run's checkpoints."""
-    if resume is None and not overwrite and (out_dir / "last.pt").exists():
-        raise FileExistsError(f"{out_dir} already holds a training run ({out_dir / 'last.pt'}); use --resume to continue it, --overwrite to replace it, or another --out")
+    if resume is None and not overwrite and run_dir.holds_run():
+        raise FileExistsError(f"{run_dir.path} already holds a training run ({run_dir.last}); use --resume to continue it, "
+                              "--overwrite to replace it, or another --out")
     if resume is None and overwrite:
-        for old in [*out_dir.glob("epoch_*.pt"), out_dir / "best.pt", out_dir / "last.pt", metrics_path(out_dir)]:
-            old.unlink(missing_ok=True)
+        run_dir.clear()
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -229,14 +234,14 @@ class _Run:
 
     configs: dict[str, dict[str, Any]]  # data, model, train: as checkpoints store them
     train_cfg: TrainConfig
-    out_dir: Path
+    run_dir: RunDir
     info: Dist
     device: torch.device
     dtype: torch.dtype | None
     train_ds: Any
     val_ds: Any
     decoder: nn.Module  # the decoder being trained
-    model: nn.Module  # the same, inside DistributedDataParallel with several processes
+    model: TextSegModel  # the encoders with that decoder (inside DistributedDataParallel with several processes)
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     ema: WeightAverage | None
@@ -251,7 +256,7 @@ class _Run:
 
     @property
     def evaluated(self) -> nn.Module:
-        """What is validated, saved and predicted with: the weight average when there is one."""
+        """The decoder that is validated, saved and predicted with: the weight average when there is one."""
         return self.decoder if self.ema is None else self.ema.module
 
 
@@ -268,7 +273,7 @@ def train(
     Summary: "history" (metrics per epoch), "best" (its metrics line), "epochs_run" (in this call),
     "stopped_early" (--max-minutes), "cache" (hit/miss counters), "paths" (best/last/metrics).
     """
-    run = _setup(data_cfg, model_cfg.resolved(), train_cfg, Path(out_dir), resume, overwrite)
+    run = _setup(data_cfg, model_cfg.resolved(data_cfg.image_size), train_cfg, RunDir(out_dir), resume, overwrite)
     epochs_run, stopped_early = 0, False
     for epoch in range(run.first_epoch, train_cfg.epochs):
         _run_epoch(run, epoch)
@@ -284,16 +289,12 @@ def _check_settings(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: Tra
     """Settings that cannot work fail here, before anything is loaded or written."""
     if train_cfg.batch_size % info.world:
         raise ValueError(f"--batch-size {train_cfg.batch_size} must be divisible by the {info.world} processes")
-    if train_cfg.cache not in CACHE_MODES:
-        raise ValueError(f"unknown cache mode {train_cfg.cache!r}; use one of {list(CACHE_MODES)}")
-    lr_factor(train_cfg.lr_schedule, 0.0)  # an unknown schedule raises
-    check_image_size(data_cfg)
     if data_cfg.unrelated_rate > 0 and not model_cfg.none_class:
         raise ValueError(f"unrelated_rate {data_cfg.unrelated_rate} trains prompts for other things, which needs a model "
                          "whose prompt classifier answers 'none' (none_class); set --unrelated-rate 0")
 
 
-def _setup(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: Path,
+def _setup(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, run_dir: RunDir,
            resume: str | Path | None, overwrite: bool) -> _Run:
     """Check the settings and the checkpoint, build data, model and optimizer, restore a resumed run's state, write
     config.json, fill the feature cache. The order keeps a resumed run's random numbers those of an unbroken one."""
@@ -305,37 +306,38 @@ def _setup(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig,
     if ckpt is not None:
         check_model_config(ckpt, model_cfg, ckpt_path)
     if info.main:
-        _check_out_dir(out_dir, None if resume is None else Path(resume), overwrite)
-    seed_everything(train_cfg.seed)
+        _check_out_dir(run_dir, None if resume is None else Path(resume), overwrite)
+    seed_everything(train_cfg.shuffle_seed)
     train_ds, val_ds = build_datasets(data_cfg)
     built = build_model(model_cfg)
     if ckpt is not None:
         check_encoders(ckpt, built.identity, ckpt_path)
-    decoder = built.decoder.to(device)
+    built.to(device)
+    decoder = built.decoder
     optimizer = build_optimizer(decoder, train_cfg)  # before DDP, which registers the parameters that train
-    model: nn.Module = decoder
+    model = built
     if info.world > 1:
-        model = nn.parallel.DistributedDataParallel(decoder, device_ids=[device.index] if device.type == "cuda" else None)
+        model = built.with_decoder(
+            nn.parallel.DistributedDataParallel(decoder, device_ids=[device.index] if device.type == "cuda" else None))
     dtype = amp_dtype(device, train_cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     first_epoch, best_score, history = 0, -math.inf, []
     if ckpt is not None:
         first_epoch, best_score = _restore(ckpt, decoder, optimizer, scaler, ckpt_path)
-        history = read_history(out_dir, first_epoch)
+        history = run_dir.history(first_epoch)
         logger.info("resuming %s at epoch %d of %d", resume, first_epoch, train_cfg.epochs)
     ema = WeightAverage(decoder, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None  # of the restored weights
     if ema is not None and ckpt is not None and "train_decoder" in ckpt.get("state", {}):
         ema.load(ckpt["decoder"], ckpt["state"]["ema_steps"], ckpt_path)
     configs = {"data": to_dict(data_cfg), "model": to_dict(model_cfg), "train": to_dict(train_cfg)}
     if info.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_json({**configs, "encoders": built.identity}, out_dir / "config.json")
-        write_history(out_dir, history)
-    visual = built.visual.to(device).eval() if built.visual is not None else None
-    cache = FeatureCache(visual, built.text.to(device).eval(), train_cfg.cache, out_dir / "cache", device,
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        save_json({**configs, "encoders": built.identity}, run_dir.config)
+        run_dir.write_history(history)
+    cache = FeatureCache(built.visual, built.text, train_cfg.cache, run_dir.cache, device,
                          batch_size=max(16, train_cfg.batch_size // info.world), image_size=data_cfg.image_size, amp_dtype=dtype)
     _precompute(cache, train_ds, val_ds, data_cfg, info)
-    sampler = DistributedSampler(train_ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=train_cfg.seed)
+    sampler = DistributedSampler(train_ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=train_cfg.shuffle_seed)
     loader = DataLoader(train_ds, batch_size=train_cfg.batch_size // info.world, sampler=sampler,
                         num_workers=train_cfg.num_workers, pin_memory=device.type == "cuda")
     if ckpt is not None and "state" in ckpt:
@@ -343,7 +345,7 @@ def _setup(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig,
     logger.info("training %s decoder (%.2f M parameters) on %d images, validating on %d; device %s x%d; cache %s",
                 model_cfg.decoder, sum(p.numel() for p in decoder.parameters()) / 1e6, len(train_ds), len(val_ds), device,
                 info.world, train_cfg.cache)
-    return _Run(configs, train_cfg, out_dir, info, device, dtype, train_ds, val_ds, decoder, model, optimizer, scaler, ema,
+    return _Run(configs, train_cfg, run_dir, info, device, dtype, train_ds, val_ds, decoder, model, optimizer, scaler, ema,
                 cache, sampler, loader, built.identity, start, first_epoch, best_score, history)
 
 
@@ -359,9 +361,9 @@ def _run_epoch(run: _Run, epoch: int) -> None:
     if not math.isfinite(train_loss):
         raise FloatingPointError(
             f"training loss became {train_loss} in epoch {epoch + 1}; nothing of this epoch was saved: continue from "
-            f"{run.out_dir / 'last.pt'} with a lower --lr, or start over"
+            f"{run.run_dir.last} with a lower --lr, or start over"
         )
-    metrics = validate(run.evaluated, run.val_ds, run.cache, run.device, run.dtype, run.info, cfg.batch_size // run.info.world,
+    metrics = validate(run.model.with_decoder(run.evaluated), run.val_ds, run.cache, run.device, run.dtype, run.info, cfg.batch_size // run.info.world,
                        unrelated=run.configs["data"]["unrelated_rate"] > 0)
     line = {"epoch": epoch + 1, "train_loss": train_loss, **metrics, "epoch_time_s": time.monotonic() - tic,
             "lr": run.optimizer.param_groups[0]["lr"], "cache": dict(run.cache.stats)}
@@ -370,8 +372,9 @@ def _run_epoch(run: _Run, epoch: int) -> None:
     run.best_score = max(run.best_score, line["score"])
     rngs = _gather_rng(run.info)  # every rank takes part
     if run.info.main:
-        _log_epoch(line, cfg.epochs, is_best)
-        _save_epoch(run.out_dir, _payload(run, line, rngs), is_best, cfg.save_interval)
+        minutes = (time.monotonic() - run.start) / 60
+        logger.info("%s", describe_epoch(line, cfg.epochs, minutes, cfg.max_minutes, is_best))
+        _save_epoch(run.run_dir, _payload(run, line, rngs), is_best, cfg.save_interval)
 
 
 def _payload(run: _Run, line: dict[str, Any], rngs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -390,14 +393,14 @@ def _finish(run: _Run, epochs_run: int, stopped_early: bool) -> dict[str, Any]:
         dist.barrier()
     if run.info.owns_group:
         dist.destroy_process_group()
-    out_dir = run.out_dir
+    run_dir = run.run_dir
     return {
         "history": run.history,
         "best": best_epoch(run.history),
         "epochs_run": epochs_run,
         "stopped_early": stopped_early,
         "cache": dict(run.cache.stats),
-        "paths": {"best": out_dir / "best.pt", "last": out_dir / "last.pt", "metrics": metrics_path(out_dir)},
+        "paths": {"best": run_dir.best, "last": run_dir.last, "metrics": run_dir.metrics},
         "elapsed_s": time.monotonic() - run.start,
     }
 
@@ -412,15 +415,15 @@ def _restore(ckpt: dict[str, Any], decoder: nn.Module, optimizer: torch.optim.Op
     return int(ckpt["epoch"]), float(state.get("best_score", -math.inf))
 
 
-def _save_epoch(out_dir: Path, payload: dict[str, Any], is_best: bool, save_interval: int) -> None:
+def _save_epoch(run_dir: RunDir, payload: dict[str, Any], is_best: bool, save_interval: int) -> None:
     """Append the metrics line, then write last.pt, best.pt (if best) and epoch_XXX.pt (every save_interval)."""
     epoch = payload["epoch"]
-    append_epoch(out_dir, payload["metrics"])
-    save_checkpoint(out_dir / "last.pt", payload)
+    run_dir.append_epoch(payload["metrics"])
+    save_checkpoint(run_dir.last, payload)
     if is_best:
-        save_checkpoint(out_dir / "best.pt", payload)
+        save_checkpoint(run_dir.best, payload)
     if save_interval > 0 and epoch % save_interval == 0:
-        save_checkpoint(out_dir / f"epoch_{epoch:03d}.pt", payload)
+        save_checkpoint(run_dir.epoch(epoch), payload)
 
 
 def _precompute(cache: FeatureCache, train_ds: Any, val_ds: Any, data_cfg: DataConfig, info: Dist) -> None:
@@ -461,8 +464,6 @@ def build_optimizer(decoder: nn.Module, train_cfg: TrainConfig) -> torch.optim.A
     """AdamW over the decoder; a pretrained pixel encoder's parameters train at lr * pixel_lr_scale (frozen at 0)."""
     encoder = getattr(decoder, "pixel", None)  # the pretrained pixel encoder of PixelRefineDecoder
     pixel = {id(p) for p in encoder.parameters()} if encoder is not None else set()
-    if train_cfg.pixel_lr_scale < 0:
-        raise ValueError(f"pixel_lr_scale {train_cfg.pixel_lr_scale} must be >= 0")
     if train_cfg.pixel_lr_scale == 0:
         for param in decoder.parameters():
             if id(param) in pixel:
@@ -482,58 +483,6 @@ def _set_lr(optimizer: torch.optim.Optimizer, train_cfg: TrainConfig, epoch: int
         group["lr"] = train_cfg.lr * group.get("lr_scale", 1.0) * lr_factor(train_cfg.lr_schedule, progress)
 
 
-def _log_epoch(line: dict[str, Any], epochs: int, is_best: bool) -> None:
-    ious = " ".join(f"{c} {line[f'iou_{c}']:.3f}" for c in CLASSES if f"iou_{c}" in line)
-    logger.info(
-        "epoch %d/%d: train loss %.4f, val loss %.4f, IoU %s, negative FP %.3f, unrelated FP %.3f, score %.3f%s (%.1f s)",
-        line["epoch"], epochs, line["train_loss"], line["val_loss"], ious, line["negative_fp_rate"],
-        line.get("unrelated_fp_rate", 0.0), line["score"],
-        " *best*" if is_best else "", line["epoch_time_s"],
-    )
 
 
 # ---- command line -----------------------------------------------------------------------------
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `textseg train`: the datasets, the run folder, and one option per config setting
-    (textseg.config.setting); unset options keep the defaults (or, with --resume, the checkpoint's)."""
-    add_data_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, metrics.jsonl, config.json)")
-    add_config_arguments(parser)
-    parser.add_argument("--no-cache", action="store_true", help="recompute the frozen encoders at every step (--cache none)")
-    parser.add_argument("--resume", nargs="?", const="", metavar="CKPT", help="continue a run from CKPT (default: OUT/last.pt)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-
-
-def configs_from_args(args: argparse.Namespace, base: dict[str, dict[str, Any]] | None = None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    """Configs from parsed CLI arguments over `base` (a checkpoint's configs) or the defaults."""
-    base = base or {"data": to_dict(DataConfig()), "model": to_dict(ModelConfig()), "train": to_dict(TrainConfig())}
-    data = values_from_args(args, DataConfig, base["data"])
-    model = values_from_args(args, ModelConfig, base["model"])
-    train = values_from_args(args, TrainConfig, base["train"])
-    if args.no_cache:
-        train["cache"] = "none"
-    if args.image_size is not None:  # the refine branch sees the input at its own size: no resampling
-        model["refine_size"] = args.image_size
-    if args.data or args.cracks_path or args.drywall_path:
-        roots = parse_data_specs(args.data, args.cracks_path, args.drywall_path)
-        data["roots"] = {cls: str(root) for cls, root in roots.items()}
-    return from_dict(DataConfig, data), from_dict(ModelConfig, model), from_dict(TrainConfig, train)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """`textseg train`: build configs from the arguments (and --resume's checkpoint) and train."""
-    resume = None if args.resume is None else Path(args.resume or args.out / "last.pt")
-    base = None
-    if resume is not None:
-        base = load_checkpoint(resume)["configs"]
-    data_cfg, model_cfg, train_cfg = configs_from_args(args, base)
-    summary = train(data_cfg, model_cfg, train_cfg, args.out, resume=resume, overwrite=args.overwrite)
-    if int(os.environ.get("RANK", "0")) == 0:
-        best = summary["best"]
-        if best is not None:
-            ious = ", ".join(f"{c} {best[f'iou_{c}']:.3f}" for c in CLASSES if f"iou_{c}" in best)
-            print(f"best epoch {best['epoch']}: IoU {ious}; negative-prompt FP rate {best['negative_fp_rate']:.3f}; score {best['score']:.3f}")
-        print(f"ran {summary['epochs_run']} epoch(s) in {summary['elapsed_s']:.1f} s{' (stopped by --max-minutes)' if summary['stopped_early'] else ''}")
-        print(f"checkpoints: {summary['paths']['best']}, {summary['paths']['last']}; metrics: {summary['paths']['metrics']}")
-    return 0
-

@@ -16,7 +16,7 @@ import timm
 import torch
 from torch import nn
 
-from textseg.data.images import file_hash
+from textseg.files import file_hash
 from textseg.model.encoders import PRETRAINED, RANDOM, read_state_dict, resolve_weights, seeded, timm_pretrained
 
 logger = logging.getLogger(__name__)
@@ -136,8 +136,3 @@ class PixelEncoder(nn.Module):
         """(B, 3, S, S) in [0, 1] -> [(B, C_i, S / r_i, S / r_i)] for the reductions r = 2, 4, 8, 16, 32."""
         x = ((images - self.mean.to(images.dtype)) / self.std.to(images.dtype)).contiguous(memory_format=torch.channels_last)
         return self.body(x)
-
-
-def build_pixel_encoder(name: str, weights: str, seed: int) -> PixelEncoder | None:
-    """The pixel encoder named by a model config (None for the from-scratch branch)."""
-    return None if name == NONE else PixelEncoder(name, weights, seed)

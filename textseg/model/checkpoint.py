@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from textseg.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from textseg.data.images import atomic_path
+from textseg.files import atomic_path
 
 FORMAT = "textseg-checkpoint"
 VERSION = 1
@@ -31,6 +31,8 @@ LEGACY_MODEL_SETTINGS: dict[str, Any] = {"refine_fold": 1, "pixel_encoder": "non
 """Model settings implied by checkpoints written before the setting existed (what those decoders were)."""
 LEGACY_DATA_SETTINGS: dict[str, Any] = {"unrelated_rate": 0.0}
 """Data settings likewise: such runs trained without prompts for other things, and resume so."""
+RENAMED_SEEDS: dict[str, str] = {"data": "carve_seed", "model": "init_seed", "train": "shuffle_seed"}
+"""Each config's "seed" as checkpoints written before the seeds were named by role call it."""
 
 
 class CheckpointError(ValueError):
@@ -56,9 +58,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        reason = f": {reason}" if reason and len(reason) <= 80 else ""  # torch's longer messages are its internals
         raise CheckpointError(
-            f"{path}: cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            "the file is truncated, corrupt, or not a PyTorch file: use another checkpoint (e.g. RUN/best.pt)"
+            f"{path}: cannot read checkpoint ({type(exc).__name__}{reason}); the file is truncated, corrupt, or not a "
+            "PyTorch file: use another checkpoint (e.g. RUN/best.pt)"
         ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = sorted(map(str, data))[:8] if isinstance(data, dict) else type(data).__name__
@@ -68,10 +72,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise CheckpointError(f"{path}: textseg checkpoint lacks {missing}; the file is damaged")
-    if isinstance(data["configs"], dict) and isinstance(data["configs"].get("model"), dict):
-        data["configs"]["model"] = {**LEGACY_MODEL_SETTINGS, **data["configs"]["model"]}
-    if isinstance(data["configs"], dict) and isinstance(data["configs"].get("data"), dict):
-        data["configs"]["data"] = {**LEGACY_DATA_SETTINGS, **data["configs"]["data"]}
+    configs = data["configs"] if isinstance(data["configs"], dict) else {}
+    for part, name in RENAMED_SEEDS.items():
+        if isinstance(configs.get(part), dict) and "seed" in configs[part]:
+            configs[part] = {name: configs[part]["seed"], **{k: v for k, v in configs[part].items() if k != "seed"}}
+    if isinstance(configs.get("model"), dict):
+        configs["model"] = {**LEGACY_MODEL_SETTINGS, **configs["model"]}
+    if isinstance(configs.get("data"), dict):
+        configs["data"] = {**LEGACY_DATA_SETTINGS, **configs["data"]}
     return data
 
 

@@ -1,8 +1,9 @@
-"""Trainable decoders: the seed's cross-attention decoder and a text-conditioned U-Net refinement of it."""
+"""Trainable decoders: the first version's cross-attention decoder ("seed") and a text-conditioned U-Net refinement of it."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -47,16 +48,16 @@ class CrossAttentionBlock(nn.Module):
         return x.transpose(1, 2).reshape(batch, dim, grid, grid), attention
 
 
-def _finish(
-    logits: torch.Tensor, attention: torch.Tensor, aux: dict[str, torch.Tensor], return_attention: bool, return_aux: bool
-) -> torch.Tensor | tuple:
-    """Shape a decoder's return value: logits, then attention and/or aux dict when asked."""
-    extra: list = []
-    if return_attention:
-        extra.append(attention)
-    if return_aux:
-        extra.append(aux)
-    return (logits, *extra) if extra else logits
+@dataclass
+class DecoderOutput:
+    """What a decoder (and TextSegModel) returns for a batch of (image, prompt) pairs."""
+
+    logits: torch.Tensor  # (B, 1, S, S) at the image's size, gated by the presence where the decoder has a gate
+    attention: torch.Tensor  # (B, heads, N, T): N query cells attending over the T prompt tokens
+    pixel_logits: torch.Tensor  # (B, 1, S, S) before the gate (the logits themselves for a decoder without one)
+    presence: torch.Tensor | None = None  # (B,) logit that the image shows the prompted class
+    prompt_class: torch.Tensor | None = None  # (B, K [+ 1]) which class the prompt names (+ none)
+    image_class: torch.Tensor | None = None  # (B, K) which classes the image shows
 
 
 class SeedDecoder(nn.Module):
@@ -78,17 +79,15 @@ class SeedDecoder(nn.Module):
         text: torch.Tensor,
         text_padding: torch.Tensor,
         image: torch.Tensor | None = None,
-        return_attention: bool = False,
-        return_aux: bool = False,
         pixel_features: list[torch.Tensor] | None = None,
-    ) -> torch.Tensor | tuple:
-        """Logits (B, 1, 224, 224), or at the image's size when one is given; optionally attention (B, heads, 196, T)
-        and an (empty) aux dict. No pixel encoder: pixel_features is always None (see image_features)."""
+    ) -> DecoderOutput:
+        """Logits (B, 1, 224, 224), or at the image's size when one is given, and attention (B, heads, 196, T).
+        No pixel encoder: pixel_features is always None (see image_features); no presence gate."""
         features, attention = self.context(visual, text, text_padding)  # (B, dim, 14, 14)
         logits = self.upsample(features)  # (B, 1, 224, 224)
         if image is not None and image.shape[-2:] != logits.shape[-2:]:
             logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
-        return _finish(logits, attention, {}, return_attention, return_aux)
+        return DecoderOutput(logits, attention, logits)
 
     def image_features(self, image: torch.Tensor) -> None:
         """Nothing of the image is computed apart from the prompt: the ViT tokens come in from outside."""
@@ -293,20 +292,18 @@ class _PromptedUNet(nn.Module):
         text: torch.Tensor,
         text_padding: torch.Tensor,
         image: torch.Tensor | None = None,
-        return_attention: bool = False,
-        return_aux: bool = False,
         pixel_features: list[torch.Tensor] | None = None,
-    ) -> torch.Tensor | tuple:
-        """Gated logits (B, 1, S, S) at the image's size; optionally attention (B, heads, N, T) and aux {"presence",
-        "prompt_class", "image_class", "pixel_logits"}. `pixel_features`: image_features of these images, computed
-        once and reused for every prompt (None: computed here)."""
+    ) -> DecoderOutput:
+        """Gated logits (B, 1, S, S) at the image's size, the attention, the ungated logits, the presence and both
+        class heads. `pixel_features`: image_features of these images, computed once and reused for every prompt
+        (None: computed here)."""
         image, size = self._input(image)
         embedding = self.text(text, text_padding)  # (B, E)
         deepest, skips, context, attention, pooled = self._encode(image, visual, text, text_padding, embedding, pixel_features)
         x = self._climb(self._bottom(deepest, context, embedding), skips, embedding)  # (B, dec[0], S / fold, ...)
         pixel_logits = F.pixel_shuffle(self.head(x), self.fold)  # (B, 1, S, S)
         match = self.presence(pooled, visual, embedding)  # presence (B,), prompt_class and image_class (B, K)
-        return self._output(pixel_logits, size, match, attention, return_attention, return_aux)
+        return self._output(pixel_logits, size, match, attention)
 
     def _encode(self, image: torch.Tensor, visual: torch.Tensor | None, text: torch.Tensor, text_padding: torch.Tensor,
                 embedding: torch.Tensor, pixel_features: list[torch.Tensor] | None) -> Encoded:
@@ -343,13 +340,13 @@ class _PromptedUNet(nn.Module):
         return x
 
     @staticmethod
-    def _output(pixel_logits: torch.Tensor, size: tuple[int, int], match: dict[str, torch.Tensor], attention: torch.Tensor,
-                return_attention: bool, return_aux: bool) -> torch.Tensor | tuple:
-        """Pixel logits at `size` (the input image's), gated by the presence; with attention and aux when asked."""
+    def _output(pixel_logits: torch.Tensor, size: tuple[int, int], match: dict[str, torch.Tensor],
+                attention: torch.Tensor) -> DecoderOutput:
+        """Pixel logits at `size` (the input image's), gated by the presence."""
         if pixel_logits.shape[-2:] != tuple(size):
             pixel_logits = F.interpolate(pixel_logits, size=tuple(size), mode="bilinear", align_corners=False)
         logits = gate_logits(pixel_logits, match["presence"])
-        return _finish(logits, attention, {**match, "pixel_logits": pixel_logits}, return_attention, return_aux)
+        return DecoderOutput(logits, attention, pixel_logits, match["presence"], match["prompt_class"], match["image_class"])
 
 
 class RefineDecoder(_PromptedUNet):
@@ -486,19 +483,19 @@ class PixelRefineDecoder(_PromptedUNet):
 
 
 def build_decoder(cfg: ModelConfig, visual_dim: int, text_dim: int) -> nn.Module:
-    """The decoder named by cfg.decoder (over cfg.pixel_encoder for refine), parameters initialised from cfg.seed.
+    """The decoder named by cfg.decoder (over cfg.pixel_encoder for refine), parameters initialised from cfg.init_seed.
 
     visual_dim is 0 when no ViT tokens are used (queries "pixel").
     """
     cfg = cfg.resolved()
-    with seeded(cfg.seed):
+    with seeded(cfg.init_seed):
         if cfg.decoder == "seed":
             return SeedDecoder(visual_dim, text_dim, cfg.dim, cfg.heads)
         if cfg.decoder == "refine" and cfg.pixel_encoder == NONE:
             return RefineDecoder(visual_dim, text_dim, cfg.dim, cfg.heads, cfg.refine_width, cfg.refine_size, cfg.refine_fold,
                                  cfg.text_pooling, cfg.none_class)
         if cfg.decoder == "refine":
-            pixel = PixelEncoder(cfg.pixel_encoder, cfg.pixel_weights, cfg.seed)
+            pixel = PixelEncoder(cfg.pixel_encoder, cfg.pixel_weights, cfg.init_seed)
             return PixelRefineDecoder(pixel, visual_dim if cfg.queries == "vit" else 0, text_dim, cfg.dim, cfg.heads,
                                       cfg.refine_width, cfg.refine_size, cfg.text_pooling, cfg.none_class)
     raise ValueError(f"unknown decoder {cfg.decoder!r}; choose one of {list(DECODERS)}")

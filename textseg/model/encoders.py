@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from textseg.config import ModelConfig
-from textseg.data.images import file_hash
+from textseg.files import file_hash
 
 with warnings.catch_warnings():  # clip imports pkg_resources, which warns on every import
     warnings.simplefilter("ignore", UserWarning)
@@ -408,15 +408,15 @@ def _clip_load(name: str, path: Path | None) -> nn.Module:
 def build_text_encoder(cfg: ModelConfig) -> nn.Module:
     """The frozen text tower named by cfg.text_encoder: the sentence encoder (minilm) or CLIP's."""
     if cfg.text_encoder == "clip":
-        return TextEncoder(cfg.text_model, cfg.text_weights, cfg.seed)
+        return TextEncoder(cfg.text_model, cfg.text_weights, cfg.init_seed)
     from textseg.model.minilm import SentenceEncoder  # transformers is imported only where this encoder is built
 
-    return SentenceEncoder(cfg.text_weights, cfg.seed)
+    return SentenceEncoder(cfg.text_weights, cfg.init_seed)
 
 
 def build_encoders(cfg: ModelConfig) -> tuple[VisualEncoder | None, nn.Module]:
     """The frozen visual and text encoders named by a model config; no ViT (None) when queries resolve to "pixel"."""
-    visual = VisualEncoder(cfg.visual_model, cfg.visual_weights, tuple(cfg.visual_layers), cfg.seed) if cfg.uses_vit else None
+    visual = VisualEncoder(cfg.visual_model, cfg.visual_weights, tuple(cfg.visual_layers), cfg.init_seed) if cfg.uses_vit else None
     return visual, build_text_encoder(cfg)
 
 

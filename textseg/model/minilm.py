@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from textseg.data.images import file_hash
+from textseg.files import file_hash
 from textseg.model.encoders import CLS, PRETRAINED, RANDOM, SEP, freeze, resolve_weights, seeded
 
 logger = logging.getLogger(__name__)

@@ -25,11 +25,11 @@ from textseg.data.duplicates import find_near_duplicates
 from textseg.data.images import image_size, load_image, load_mask, save_mask, save_rgb
 from textseg.data.labels import extract_masks, parse_yolo_file, read_coco
 from textseg.data.synth import ROOT_NAMES, generate
-from textseg.engine.runs import best_epoch, read_history
+from textseg.engine.runs import RunDir, best_epoch
 from textseg.engine.train import train
 from textseg.evaluate import evaluate, report_thresholds
 from textseg.measure import measure_mask
-from textseg.predict import Segmenter
+from textseg.predictor import Segmenter
 from textseg.prompts import threshold_for, thresholds_text
 from textseg.drawing import draw_outline, overlay
 from textseg.viz import CLASS_COLORS, image_grid, plot_training_curves, save_figure  # noqa: F401 - also the notebooks' nb.save_figure
@@ -283,7 +283,7 @@ def resume_checkpoint(run_dir: str | Path, resume: str) -> Path | None:
     """The checkpoint to continue: "" -> none, "last" -> RUN/last.pt, else the given path."""
     if not resume:
         return None
-    path = Path(run_dir) / "last.pt" if resume == "last" else Path(resume)
+    path = RunDir(run_dir).last if resume == "last" else Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"resume={resume!r}: no checkpoint at {path}; use '', 'last' or a path to a .pt file")
     return path
@@ -301,9 +301,9 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
     run_dir = Path(run_dir)
     ckpt = resume_checkpoint(run_dir, resume)
     handle = None
-    if ckpt is None and not overwrite and (run_dir / "last.pt").is_file():
+    if ckpt is None and not overwrite and RunDir(run_dir).holds_run():
         logger.info("%s already holds a run; showing it (overwrite=True retrains, resume='last' continues it)", run_dir)
-        history = read_history(run_dir)
+        history = RunDir(run_dir).history()
         summary = {"history": history, "best": best_epoch(history), "epochs_run": 0,
                    "stopped_early": False, "cache": history[-1].get("cache", {}), "elapsed_s": 0.0}
     else:
@@ -336,7 +336,7 @@ def train_live(data_cfg: Any, model_cfg: Any, train_cfg: Any, run_dir: str | Pat
 
 def _refresh_curves(run_dir: Path, handle: Any, shown: int) -> int:
     """Redraw the curves in `handle` when metrics.jsonl gained epochs; returns the epochs shown."""
-    epochs = len(read_history(run_dir))
+    epochs = len(RunDir(run_dir).history())
     if epochs > shown:
         fig = plot_training_curves(run_dir, title=f"training run {run_dir} (live, {epochs} epochs)")
         handle.update(fig)
@@ -462,7 +462,8 @@ def meaning_table(segmenter: Any, phrases: list[str]) -> str:
 
 def find_runs(runs_dir: str | Path) -> dict[str, Path]:
     """{run name: RUN/best.pt} for every run folder under runs_dir holding a best.pt."""
-    return {p.parent.name: p for p in sorted(Path(runs_dir).glob("*/best.pt"))}
+    runs = (RunDir(p) for p in sorted(Path(runs_dir).iterdir()) if p.is_dir()) if Path(runs_dir).is_dir() else ()
+    return {run.path.name: run.best for run in runs if run.best.is_file()}
 
 
 def evaluate_runs(runs: dict[str, Path], roots: dict[str, Path], split: str, out_dir: str | Path,

@@ -8,7 +8,6 @@ chain holds, and stops at the first failure naming the notebook, the cell and th
 
 from __future__ import annotations
 
-import argparse
 import ast
 import contextlib
 import json
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from textseg import CLASSES
-from textseg.engine.runs import best_epoch, metrics_path, read_history
+from textseg.engine.runs import RunDir, best_epoch, describe_epoch, read_history
 from textseg.progress import QUIET_ENV
 
 logger = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ def chain_parameters(work_dir: Path, figures_dir: Path | None = None) -> dict[st
         "data": {"crack": str(data / "crack"), "taping": str(data / "taping")},
         "run_dir": str(work / "runs" / "main"),
         "runs_dir": str(work / "runs"),
-        "checkpoint": str(work / "runs" / "main" / "best.pt"),
+        "checkpoint": str(RunDir(work / "runs" / "main").best),
         "out_dir": str(work / "reports"),
         "figures_dir": str(figures_dir if figures_dir is not None else work / "figures"),
     }
@@ -191,7 +190,7 @@ class EpochLogger:
     cell counter, which stands still for the whole training cell."""
 
     def __init__(self, run_dir: Path | None, name: str, interval_s: float = 5.0) -> None:
-        self.path = None if run_dir is None else metrics_path(run_dir)
+        self.path = None if run_dir is None else RunDir(run_dir).metrics
         self.name, self.interval_s = name, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -224,11 +223,19 @@ class EpochLogger:
         history = self._history()
         if len(history) < self.seen:  # the run started over
             self.seen = 0
+        epochs, max_minutes = self._limits()
         for m in history[self.seen :]:
-            ious = "  ".join(f"IoU {k[4:]} {v:.3f}" for k, v in m.items() if k.startswith("iou_"))
-            logger.info("%s: epoch %d  train loss %.3f  %s  wrong-prompt %.1f%%  (%.0f s)", self.name, m["epoch"],
-                        m.get("train_loss", float("nan")), ious, 100 * m.get("negative_fp_rate", 0.0), m.get("epoch_time_s", 0.0))
+            minutes = sum(e.get("epoch_time_s", 0.0) for e in history if e["epoch"] <= m["epoch"]) / 60
+            logger.info("%s: %s", self.name, describe_epoch(m, epochs or m["epoch"], minutes, max_minutes))
         self.seen = len(history)
+
+    def _limits(self) -> tuple[int | None, float | None]:
+        """The run's epoch cap and time limit, from its config.json (None where unknown)."""
+        try:
+            train = json.loads(RunDir(self.path.parent).config.read_text())["train"]
+            return int(train["epochs"]), train.get("max_minutes")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, None
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -265,19 +272,6 @@ def parse_overrides(pairs: list[list[str]] | None, notebooks: list[Path]) -> dic
     return out
 
 
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `textseg notebooks`."""
-    parser.add_argument("--smoke", action="store_true", help="tiny models and data (CI), under --work")
-    parser.add_argument("--only", action="append", metavar="NN", help="run only these notebooks (repeatable): 03 or 03_train_decoder")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the executed copies (default outputs/notebooks; WORK/notebooks with --work or --smoke)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="read and write data, runs and figures under this folder (default for --smoke: outputs/smoke)")
-    parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS_DIR, help="folder of the numbered notebooks")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                        help="set a notebook parameter (repeatable; a name given twice makes a list)")
-
-
 EXPECTED_MIN_EPOCHS = 5
 EXPECTED_MIN_IOU = 0.25
 """Below either, a finished training run is reported as far short of what the default model reaches (too little time,
@@ -287,7 +281,7 @@ or a broken setting), so the main job does not end on a bare "ok"."""
 def training_verdict(run_dir: str | Path) -> str:
     """One line on a training run folder: epochs, its best epoch's IoU per class and wrong-prompt rate, and a warning
     when it ended far below what the model should reach."""
-    history = read_history(run_dir)
+    history = RunDir(run_dir).history()
     if not history:
         return f"training: WARNING: {run_dir} holds no finished epoch"
     best = best_epoch(history)
@@ -304,25 +298,6 @@ def training_verdict(run_dir: str | Path) -> str:
     return line
 
 
-def _parameter(name: str, overrides: dict[str, Any], notebook: Path) -> Any:
+def parameter_value(name: str, overrides: dict[str, Any], notebook: Path) -> Any:
     """A notebook parameter as a run gets it: the override, else the notebook's default."""
     return overrides[name] if name in overrides else ast.literal_eval(declared_parameters(notebook)[name])
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run the notebooks, print one line per notebook, exit 1 on the first failure."""
-    notebooks = select_notebooks(list_notebooks(args.notebooks_dir), args.only)
-    overrides = parse_overrides(args.parameter, notebooks)
-    work = args.work or (Path("outputs/smoke") if args.smoke else None)
-    out = args.out or (work / "notebooks" if work is not None else Path("outputs/notebooks"))
-    results = run_notebooks(smoke=args.smoke, only=args.only, out_dir=out, parameters=overrides,
-                            notebooks_dir=args.notebooks_dir, work_dir=work)
-    for result in results:
-        print(result.summary())
-    trained = next((nb for nb, r in zip(notebooks, results) if r.ok and nb.stem.startswith("03")), None)
-    if trained is not None and not args.smoke:
-        print(training_verdict(_parameter("run_dir", overrides, trained)))
-    skipped = [nb.stem for nb in notebooks[len(results):]]
-    if skipped:
-        print(f"not run: {', '.join(skipped)}")
-    return 0 if all(r.ok for r in results) else 1

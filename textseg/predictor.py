@@ -1,4 +1,4 @@
-"""Prediction: a trained decoder with its frozen encoders, batched, at each image's original size.
+"""Prediction: a trained model on one device, batched, at each image's original size (no files written, no threads).
 
     seg = Segmenter.from_checkpoint("outputs/runs/main/best.pt")
     preds = seg.predict(["wall.jpg"], "segment crack")        # [Prediction(prob, mask, prompt, ...)]
@@ -9,24 +9,17 @@ against it (`predict_encoded`); text features are cached per prompt, so a new pr
 Large photos: `seg.predict(images, prompt, tiling=Tiling())` segments each at full resolution in overlapping,
 blended tiles (`Segmenter.tiled_probability`), with the presence gate decided on the whole photo.
 
-`textseg predict IMG [IMG ...] --prompt P --ckpt RUN/best.pt --out DIR [--tile]` writes `{name}_mask.png`
-(0/255, original size) and `{name}_overlay.jpg` (mask in red; none with `--no-overlay`) per image and prints
-statistics. An unreadable image is reported and gets no files; the others are still written, and the command then
-exits with status 1 naming every unreadable image. Prompt, checkpoint and device errors stop the
-command before anything is written. The next batch is read, and finished ones written, in background threads
-while the model works (`predict_files`, `in_background`).
+Reading and writing files in batches is textseg.batch_io's; the command line is textseg.cli.predict's.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-from collections import OrderedDict, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Sequence
 
 from PIL import Image
 import numpy as np
@@ -35,24 +28,19 @@ import torch.nn.functional as F
 
 from textseg import CLASSES, MODEL_SIZE, THRESHOLD
 from textseg.config import DataConfig, ModelConfig
-from textseg.data.images import (ImageReadError, is_image_file, load_image, resize_rgb, save_mask, save_mask_with, save_rgb,
-                                 to_rgb_array)
-from textseg.engine.runtime import amp_dtype, autocast
-from textseg.engine.runtime import resolve_device
-from textseg.model.build import build_model
+from textseg.data.images import load_image, resize_rgb, to_rgb_array
+from textseg.engine.runtime import amp_dtype, autocast, resolve_device
+from textseg.model.build import TextSegModel, build_model
 from textseg.model.checkpoint import CheckpointError, check_encoders, checkpoint_configs, load_checkpoint, load_decoder_state
 from textseg.model.decoder import gate_logits
 from textseg.model.minilm import is_minilm_weights
 from textseg.progress import progress_bar
-from textseg.prompts import NONE, PromptMeaning, canonical_prompt, prompt_class, threshold_for, thresholds_text
-from textseg.drawing import overlay
+from textseg.prompts import NONE, PromptMeaning, prompt_class, threshold_for
 
 logger = logging.getLogger(__name__)
 
 ImageInput = str | Path | np.ndarray
 PROMPT_CACHE_SIZE = 256
-WRITERS = 2  # threads writing (and measuring) while the model works: PNG encoding and OpenCV release the GIL
-T = TypeVar("T")
 TILE_SIZE = 640
 """The side of the training photos (Roboflow exports), which the model saw squeezed into one 224-px input. On
 held-out photos a tile showing less than a training photo did (the model zoomed in) scored lower
@@ -164,14 +152,11 @@ def check_prompt(prompt: object) -> str:
 
 
 class Segmenter:
-    """Frozen encoders + trained decoder on one device, in eval mode, with a per-prompt text cache."""
+    """A TextSegModel on one device, in eval mode, with a per-prompt text cache."""
 
     def __init__(
         self,
-        visual: torch.nn.Module | None,
-        text: torch.nn.Module,
-        decoder: torch.nn.Module,
-        model_cfg: ModelConfig,
+        model: TextSegModel,
         data_cfg: DataConfig | None = None,
         device: str | torch.device = "cpu",
         checkpoint: str | Path | None = None,
@@ -179,14 +164,28 @@ class Segmenter:
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = amp_dtype(self.device, amp)  # as in training: bf16 on CUDA or a CPU with hardware bf16
-        self.visual = visual.to(self.device).eval() if visual is not None else None  # None: queries from the pixel encoder
-        self.text = text.to(self.device).eval()
-        self.decoder = decoder.to(self.device).eval()
-        self.model_cfg = model_cfg
+        self.model = model.to(self.device).eval()
         self.data_cfg = data_cfg or DataConfig()
         self.checkpoint = str(checkpoint) if checkpoint is not None else None
         self.image_size = int(self.data_cfg.image_size)
         self._prompts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = OrderedDict()
+
+    @property
+    def model_cfg(self) -> ModelConfig:
+        return self.model.cfg
+
+    @property
+    def visual(self) -> torch.nn.Module | None:
+        """The ViT (None: the pixel encoder queries the prompt)."""
+        return self.model.visual
+
+    @property
+    def text(self) -> torch.nn.Module:
+        return self.model.text
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        return self.model.decoder
 
     @classmethod
     def from_checkpoint(
@@ -210,12 +209,11 @@ class Segmenter:
                 f"{path}: trained with the all-MiniLM-L6-v2 text encoder, and --text-weights {text_weights} is not its "
                 "weights (a model.zip, its folder or model.safetensors): leave --text-weights out, or use a checkpoint "
                 "trained with --text-encoder clip")
-        model = build_model(dataclasses.replace(model_cfg, **overrides))
+        model = build_model(dataclasses.replace(model_cfg, **overrides), data_cfg.image_size)
         check_encoders(payload, model.identity, path)
         load_decoder_state(model.decoder, payload["decoder"], path)
         logger.info("loaded %s (epoch %s, %s decoder) on %s", path, payload.get("epoch"), model_cfg.decoder, torch_device)
-        return cls(model.visual, model.text, model.decoder, model.cfg, data_cfg, torch_device, checkpoint=path,
-                   amp=train_cfg.amp if amp is None else amp)
+        return cls(model, data_cfg, torch_device, checkpoint=path, amp=train_cfg.amp if amp is None else amp)
 
     # ------------------------------------------------------------------------------ encoding
 
@@ -225,11 +223,9 @@ class Segmenter:
         encoder (none without one); keeps each original size for upsampling."""
         rgbs = [to_rgb(img) for img in images]
         batch = torch.stack([image_tensor(rgb, self.image_size) for rgb in rgbs]).to(self.device)  # (B, 3, S, S)
-        tokens: list[torch.Tensor | None] = [None] * len(rgbs)
         with autocast(self.device, self.dtype):
-            if self.visual is not None:
-                tokens = list(self.visual(self.visual.fit(batch)).float())  # B x (196, Dv)
-            levels = self.decoder.image_features(batch)  # L x (B, C_i, h_i, w_i), or None
+            visual, levels = self.model.encode_images(batch)  # (B, N, Dv) or None; L x (B, C_i, h_i, w_i) or None
+        tokens = list(visual.float()) if visual is not None else [None] * len(rgbs)
         names = list(sources) if sources is not None else [_source_name(img, i) for i, img in enumerate(images)]
         return [
             EncodedImage(tokens=tokens[i], image=batch[i], size=rgb.shape[:2], source=names[i], rgb=rgb,
@@ -248,9 +244,8 @@ class Segmenter:
         prompts = [check_prompt(p) for p in prompts]
         missing = [p for p in dict.fromkeys(prompts) if p not in self._prompts]
         if missing:
-            ids = self.text.tokenize(missing).to(self.device)  # (M, T); warns and cuts a prompt past T tokens
-            with autocast(self.device, self.dtype):
-                features, padding = self.text(ids)  # (M, T, Dt), (M, T)
+            with autocast(self.device, self.dtype):  # tokenizing warns and cuts a prompt past T tokens
+                ids, features, padding = self.model.encode_prompts(missing, self.device)  # (M, T), (M, T, Dt), (M, T)
             features = features.float()
             for i, p in enumerate(missing):
                 self._prompts[p] = (features[i], padding[i], self.text.token_strings(ids[i].tolist()))
@@ -310,11 +305,9 @@ class Segmenter:
         if all(e.features is not None for e in encoded):
             features = [torch.stack(level) for level in zip(*(e.features for e in encoded))]
         with autocast(self.device, self.dtype):
-            logits, attention, aux = self.decoder(visual, text, padding, image=images, return_attention=True, return_aux=True,
-                                                  pixel_features=features)
-        presence = aux["presence"].float() if "presence" in aux else None
-        pixel = aux.get("pixel_logits", logits).float()
-        return pixel, presence, (attention if return_attention else None)
+            out = self.model(images, text, padding, visual=visual, pixel_features=features)
+        presence = out.presence.float() if out.presence is not None else None
+        return out.pixel_logits.float(), presence, (out.attention if return_attention else None)
 
     @torch.inference_mode()
     def decode(
@@ -483,224 +476,3 @@ def _pair_prompts(prompts: str | Sequence[str], n: int) -> list[str]:
     if len(prompts) != n:
         raise ValueError(f"{len(prompts)} prompts for {n} images; give one prompt, or one per image")
     return prompts
-
-
-# ----------------------------------------------------------------------------------------- CLI
-
-
-def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
-    """Image paths, with each directory replaced by the image files it holds (sorted)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and is_image_file(q))
-            if not found:
-                raise FileNotFoundError(f"{p}: directory holds no image files")
-            out += found
-        else:
-            out.append(p)
-    return out
-
-
-def output_paths(image: Path, out_dir: Path) -> tuple[Path, Path]:
-    """DIR/{name}_mask.png (lossless) and DIR/{name}_overlay.jpg (a picture to look at: a JPEG is written in a
-    tenth of a PNG's time, and on a CPU that time competes with the model's) for an input image."""
-    return out_dir / f"{image.stem}_mask.png", out_dir / f"{image.stem}_overlay.jpg"
-
-
-def write_prediction(
-    pred: Prediction, rgb: np.ndarray, image: Path, out_dir: Path, with_overlay: bool = True
-) -> tuple[Path, Path | None]:
-    """Write the mask PNG and, `with_overlay`, the overlay JPEG, atomically; if the second write fails, the first is
-    removed. Returns both paths (None for an overlay not written)."""
-    mask_path, overlay_path = output_paths(image, out_dir)
-    if not with_overlay:
-        save_mask(pred.mask, mask_path)
-        return mask_path, None
-    shown = overlay(rgb, pred.mask)  # drawn first: a bad image leaves no mask behind
-    save_mask_with(pred.mask, mask_path, lambda: save_rgb(shown, overlay_path, full_chroma=True))  # 4:4:4: a thin red mask stays sharp
-    return mask_path, overlay_path
-
-
-def format_stats(name: str, stats: dict[str, object]) -> str:
-    """One printed line of per-image statistics."""
-    return (
-        f"{name}: {stats['width']}x{stats['height']}  foreground {stats['foreground_pixels']} px "
-        f"({stats['foreground_fraction']:.2%})  unique values {stats['unique_values']}  max prob {stats['max_prob']:.3f}"
-    )
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `textseg predict`."""
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMG", help="image files or directories of images")
-    parser.add_argument("--out", required=True, type=Path, help="output directory for masks and overlays")
-    parser.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
-                        help="also write {name}_overlay.jpg, the photo with the mask in red (default on); --no-overlay "
-                             "writes masks only")
-    add_prediction_arguments(parser)
-
-
-def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
-    """Prompt, checkpoint, threshold, batching, tiling and device (predict, inspect)."""
-    parser.add_argument("--prompt", required=True, help='what to segment, e.g. "segment crack"')
-    parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint written by textseg train (RUN/best.pt)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help=f"probability above which a pixel is foreground (default: the prompt's class's, {thresholds_text()}; "
-                             f"{THRESHOLD} for a prompt that names no class)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images (or tiles, with --tile) per forward pass (default 8)")
-    parser.add_argument("--tile", action="store_true", help="segment at full resolution in overlapping tiles (large photos)")
-    parser.add_argument("--tile-size", type=int, default=None,
-                        help=f"photo pixels per model input with --tile (default: the photo's shorter side, at least {TILE_SIZE}, "
-                             "the scale the model was trained at; smaller zooms in)")
-    parser.add_argument("--overlap", type=float, default=Tiling.overlap, help=f"overlap of neighbouring tiles, a fraction of a tile (default {Tiling.overlap})")
-    add_segmenter_arguments(parser)
-
-
-def add_segmenter_arguments(parser: argparse.ArgumentParser) -> None:
-    """--device and the encoder-weights overrides of Segmenter.from_checkpoint (predict, evaluate)."""
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    parser.add_argument("--visual-weights", default=None,
-                        help="where the checkpoint's ViT weights are, when it was trained with one and they are not "
-                             "found as recorded (a timm state-dict file); must match the checkpoint")
-    parser.add_argument("--text-weights", default=None,
-                        help="where the checkpoint's text-encoder weights are, when not found as recorded (MiniLM: its "
-                             "model.zip or folder; CLIP: ViT-B-32.pt); must match the checkpoint")
-
-
-def check_output_stems(images: Sequence[Path]) -> list[Path]:
-    """The images without repeats; ValueError when two different files would write the same {name}_*.png."""
-    stems: dict[str, Path] = {}
-    for img in images:
-        if img.stem in stems and stems[img.stem] != img:
-            raise ValueError(f"{stems[img.stem]} and {img} would both write {img.stem}_*.png; put their outputs in separate --out dirs")
-        stems[img.stem] = img
-    return list(dict.fromkeys(images))
-
-
-def prepare_prediction(args: argparse.Namespace) -> tuple[Segmenter, str, list[Path], Tiling | None]:
-    """Check the shared prediction arguments, then load the model: every argument error comes before any model work."""
-    prompt = check_prompt(args.prompt)
-    threshold_for(prompt, args.threshold)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    tiling = Tiling(args.tile_size, args.overlap, args.batch_size) if args.tile else None
-    images = check_output_stems(expand_inputs(args.images))
-    seg = Segmenter.from_checkpoint(args.ckpt, args.device, args.visual_weights, args.text_weights)
-    seg.encode_prompt(prompt)
-    return seg, prompt, images, tiling
-
-
-def predict_files(
-    seg: Segmenter, images: Sequence[Path], prompt: str, threshold: float | None, batch_size: int, tiling: Tiling | None,
-    failed: list[str], model_view: Callable[[Path, np.ndarray], np.ndarray] | None = None,
-) -> Iterator[tuple[Path, np.ndarray, Prediction]]:
-    """(path, upright RGB, prediction) per readable image, in batches (one photo at a time with tiling); the
-    message of each unreadable image is appended to `failed` and the image skipped. The next batch is read in a
-    background thread while the model works on this one (image decoding releases the GIL). `model_view(path, rgb)`,
-    run in that thread, gives what the model is shown in place of the photo (the photo itself is yielded)."""
-    step = 1 if tiling is not None else batch_size
-    starts = range(0, len(images), step)
-
-    def read(paths: Sequence[Path]) -> tuple[list[Path], list[np.ndarray], list[str], list[np.ndarray]]:
-        readable, rgbs, errors = read_images(paths)
-        return readable, rgbs, errors, [model_view(p, r) for p, r in zip(readable, rgbs)] if model_view else rgbs
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="textseg-read") as reader:
-        upcoming = reader.submit(read, images[:step])
-        for start in progress_bar(starts, desc="predict", unit="photo" if tiling else "batch", disable=len(images) <= step):
-            chunk, rgbs, errors, shown = upcoming.result()
-            if start + step < len(images):
-                upcoming = reader.submit(read, images[start + step : start + 2 * step])
-            failed.extend(errors)
-            if not chunk:
-                continue
-            if tiling is not None:
-                preds = seg.predict(shown, prompt, threshold, tiling=tiling)
-            else:
-                preds = seg.predict_encoded(seg.encode_images(shown, [str(c) for c in chunk]), prompt, threshold)
-            for img, rgb, pred in zip(chunk, rgbs, preds):
-                pred.source = str(img)
-                yield img, rgb, pred
-
-
-def read_images(paths: Sequence[Path]) -> tuple[list[Path], list[np.ndarray], list[str]]:
-    """The readable ones of `paths` with their upright RGB arrays, and the message of each unreadable one."""
-    readable, rgbs, errors = [], [], []
-    for path in paths:
-        try:
-            rgbs.append(load_image(path, upright=True))
-            readable.append(path)
-        except ImageReadError as exc:
-            errors.append(str(exc))
-    return readable, rgbs, errors
-
-
-def in_background(work: Callable[..., T], items: Iterable[tuple], workers: int = WRITERS) -> Iterator[T]:
-    """work(*item) for each item in `workers` background threads while the caller goes on producing items,
-    yielded in input order; at most `workers` items are held at once. An error raises when its item's turn comes,
-    after the work already started has finished. `workers` 0 runs each item in the caller's thread."""
-    if workers == 0:
-        for item in items:
-            yield work(*item)
-        return
-    pending: deque[Future] = deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="textseg-background") as pool:
-        for item in items:
-            pending.append(pool.submit(work, *item))
-            while len(pending) > workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def background_workers(tiling: Tiling | None) -> int:
-    """Threads for the per-photo work after prediction: one with tiling, where a photo's full-size probabilities,
-    mask and pixels are large and each held photo adds to the peak memory; else WRITERS."""
-    return 1 if tiling is not None else WRITERS
-
-
-def write_predictions(
-    results: Iterable[tuple[Path, np.ndarray, Prediction]], out_dir: Path, with_overlay: bool = True, workers: int = WRITERS,
-) -> Iterator[tuple[Path, Prediction]]:
-    """Write predict_files' results (write_prediction) in the background, yielding (mask path, prediction) in
-    input order once written."""
-
-    def write(image: Path, rgb: np.ndarray, pred: Prediction) -> tuple[Path, Prediction]:
-        return write_prediction(pred, rgb, image, out_dir, with_overlay)[0], pred
-
-    return in_background(write, results, workers)
-
-
-def unreadable_error(failed: Sequence[str], total: int) -> ValueError:
-    """The one error naming every unreadable image, raised after the readable ones are written."""
-    return ValueError(f"{len(failed)} of {total} images could not be read (no files written for them): " + "; ".join(failed))
-
-
-def unknown_prompt_note(prompt: str, meaning: PromptMeaning) -> str | None:
-    """The line the command line prints for a prompt the model's classifier takes to mean none of the classes (its masks
-    come out empty); None for a known class, and for a model that reads prompts by their words (its masks are not)."""
-    if meaning.known or meaning.source != "model":
-        return None
-    shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
-    return (f"prompt {shown!r} matches no class textseg segments: read as {meaning.describe()}; its masks are empty "
-            f"because of that (try e.g. {' or '.join(repr(canonical_prompt(c)) for c in CLASSES)})")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Predict masks for every image; report unreadable images after writing the others."""
-    seg, prompt, images, tiling = prepare_prediction(args)
-    if (note := unknown_prompt_note(prompt, seg.prompt_meaning(prompt))) is not None:
-        print(note)
-    failed: list[str] = []
-    written = 0
-    results = predict_files(seg, images, prompt, args.threshold, args.batch_size, tiling, failed)
-    for mask_path, pred in write_predictions(results, args.out, args.overlay, background_workers(tiling)):
-        print(format_stats(mask_path.name, pred.stats()))
-        written += 1
-    if written:
-        mode = f", tiles of {tiling.size or 'auto'} px" if tiling else ""
-        shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
-        print(f"prompt {shown!r} ({seg.prompt_meaning(prompt).describe()}), threshold {seg.threshold(prompt, args.threshold):g}{mode}: wrote masks{' and overlays' if args.overlay else ''} for {written} of {len(images)} images to {args.out}")
-    if failed:
-        raise unreadable_error(failed, len(images))
-    return 0
