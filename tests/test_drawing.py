@@ -55,3 +55,17 @@ def test_upsample_attention_shapes_and_values() -> None:
     assert np.allclose(const, 0.25)
     with pytest.raises(ValueError, match="square"):
         drawing.upsample_attention(np.zeros(10), (5, 5))
+
+
+def test_no_box_is_drawn_across_a_label() -> None:
+    image = np.full((200, 300, 3), 120, np.uint8)
+    mask = np.zeros((200, 300), bool)
+    first = ((40, 60, 120, 100), "#1  L 80 px  W 3.0 px")
+    # The second defect's box runs right through where the first one's label goes (just above its box).
+    second = ((10, 45, 290, 180), "#2")
+    alone = drawing.labelled_overlay(image, mask, [first])
+    both = drawing.labelled_overlay(image, mask, [first, second])
+    label = np.argwhere((alone == (0, 0, 0)).all(-1))  # the first label's black background
+    (y0, x0), (y1, x1) = label.min(0), label.max(0)
+    assert y1 > y0 and x1 > x0
+    assert np.array_equal(alone[y0 : y1 + 1, x0 : x1 + 1], both[y0 : y1 + 1, x0 : x1 + 1])

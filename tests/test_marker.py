@@ -231,3 +231,13 @@ def test_inspect_measures_through_the_marker_and_hides_it_from_the_model(tmp_pat
 
 def grey_of(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+
+def test_measure_takes_the_masks_of_a_predict_folder_and_finds_their_photos(tmp_path: Path, capsys) -> None:
+    photos, masks, _ = _scene_files(tmp_path)
+    Image.fromarray(np.zeros((900, 1200, 3), np.uint8)).save(masks / "wall_overlay.jpg")  # written beside by predict
+    out = tmp_path / "out"
+    code = main(["measure", str(masks), "--class", "crack", "--photos", str(photos), "--marker", "40", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert [Path(i["image"]).name for i in report["images"]] == ["wall_mask.png"] and report["failed"] == []

@@ -17,6 +17,10 @@ from textseg.progress import progress_bar
 
 T = TypeVar("T")
 WRITERS = 2  # threads writing (and measuring) while the model works: PNG encoding and OpenCV release the GIL
+OUTPUTS: dict[str, str] = {"mask": "_mask.png", "overlay": "_overlay.jpg", "inspect": "_inspect.png"}
+"""What each command writes per image, by kind: the mask (lossless PNG, the photo's size), `predict`'s overlay (a
+JPEG: written in a tenth of a PNG's time, which on a CPU competes with the model's) and `inspect`'s labelled
+overlay."""
 
 
 def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
@@ -33,6 +37,19 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
     return out
 
 
+def mask_inputs(paths: Sequence[str | Path]) -> list[Path]:
+    """Mask files: as expand_inputs, but a folder that holds `textseg predict` or `inspect` output gives only its
+    masks ({name}_mask.png), not the overlays beside them."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        found = expand_inputs([p])
+        if p.is_dir():
+            masks = [f for f in found if f.name.endswith(OUTPUTS["mask"])]
+            found = masks or found
+        out += found
+    return out
+
+
 def check_output_stems(images: Sequence[Path]) -> list[Path]:
     """The images without repeats; ValueError when two different files would write the same {name}_*.png."""
     stems: dict[str, Path] = {}
@@ -41,12 +58,6 @@ def check_output_stems(images: Sequence[Path]) -> list[Path]:
             raise ValueError(f"{stems[img.stem]} and {img} would both write {img.stem}_*.png; put their outputs in separate --out dirs")
         stems[img.stem] = img
     return list(dict.fromkeys(images))
-
-
-OUTPUTS: dict[str, str] = {"mask": "_mask.png", "overlay": "_overlay.jpg", "inspect": "_inspect.png"}
-"""What each command writes per image, by kind: the mask (lossless PNG, the photo's size), `predict`'s overlay (a
-JPEG: written in a tenth of a PNG's time, which on a CPU competes with the model's) and `inspect`'s labelled
-overlay."""
 
 
 def output_path(image: Path, out_dir: Path, kind: str) -> Path:

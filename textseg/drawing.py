@@ -119,22 +119,22 @@ def labelled_overlay(
     draw = ImageDraw.Draw(shown)
     font_px = max(11, min(shown.size) // 45)
     font = ImageFont.load_default(size=font_px)
-    placed: list[tuple[float, float, float, float]] = []
+    # Every outline first, then every label on top: a later defect's box never runs across an earlier label.
+    boxes = [[x0 * scale - 2, y0 * scale - 2, x1 * scale + 1, y1 * scale + 1] for (x0, y0, x1, y1), _ in labels]
+    for box in boxes:
+        draw.rectangle(box, outline=OUTLINE_COLOR, width=max(1, font_px // 10))
+    tags = [(box, text, OUTLINE_COLOR) for box, (_, text) in zip(boxes, labels)]
     if outline is not None:
         corners = [(float(x) * scale, float(y) * scale) for x, y in np.asarray(outline[0])]
         draw.polygon(corners, outline=MARKER_COLOR, width=max(2, font_px // 6))
         xs, ys = zip(*corners)
-        rect = _free_spot(draw, font, outline[1], [min(xs), min(ys), max(xs), max(ys)], shown.size, placed)
-        placed.append(rect)
-        draw.rectangle(rect, fill=(0, 0, 0))
-        draw.text((rect[0] + 2, rect[1] + 1), outline[1], fill=MARKER_COLOR, font=font)
-    for (x0, y0, x1, y1), text in labels:
-        box = [x0 * scale - 2, y0 * scale - 2, x1 * scale + 1, y1 * scale + 1]
-        draw.rectangle(box, outline=OUTLINE_COLOR, width=max(1, font_px // 10))
+        tags.insert(0, ([min(xs), min(ys), max(xs), max(ys)], outline[1], MARKER_COLOR))
+    placed: list[tuple[float, float, float, float]] = []
+    for box, text, color in tags:
         rect = _free_spot(draw, font, text, box, shown.size, placed)
         placed.append(rect)
         draw.rectangle(rect, fill=(0, 0, 0))
-        draw.text((rect[0] + 2, rect[1] + 1), text, fill=OUTLINE_COLOR, font=font)
+        draw.text((rect[0] + 2, rect[1] + 1), text, fill=color, font=font)
     return np.asarray(shown)
 
 

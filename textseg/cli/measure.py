@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from textseg import CLASSES
-from textseg.batch_io import check_output_stems, expand_inputs, unreadable_error
+from textseg.batch_io import check_output_stems, mask_inputs, unreadable_error
 from textseg.inspection import REPORT, InspectionReport, MeasureSettings, measure_masks, photos_for
 from textseg.measure import DEFAULT_DICTIONARY, WIDTH_CLASSES, MarkerSpec, parse_width_classes
 from textseg.prompts import normalise_class
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     """Measure existing masks with the same code and report as `inspect`."""
     settings = settings_from(args)
     cls = normalise_class(args.cls)
-    masks = check_output_stems(expand_inputs(args.masks))
+    masks = check_output_stems(mask_inputs(args.masks))
     if settings.marker is not None and args.photos is None:
         raise ValueError("--marker is read from the photos: give them with --photos DIR")
     photos = photos_for(masks, args.photos) if args.photos is not None else None
