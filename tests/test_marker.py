@@ -14,6 +14,7 @@ from PIL import Image
 from textseg.cli import main
 from textseg.data.scenes import Band, Wall, fattened, photograph
 from textseg.measure import MarkerSpec, Plane, detect_markers, find_plane, measure_mask
+from textseg.measure.stability import shifted, width_drift
 
 TILTS = (0.0, 0.3, 0.55)  # the right edge 1, 0.7 and 0.45 times as tall as the left
 FAT_PX = 7  # the generous mask: grown this much all round (a 2 mm band at 0.2 mm/px: 10 px -> 24 px)
@@ -128,6 +129,22 @@ def test_a_flat_photo_shows_no_valley() -> None:
     assert d.photo_read and d.visible_width is None and d.visible_length is None
     with pytest.raises(ValueError, match="does not match mask size"):
         measure_mask(mask, photo=np.zeros((80, 121), np.uint8))
+
+
+def test_width_drift_of_a_photo_and_of_its_longest_defect() -> None:
+    wall = Wall(bands=(Band((70.0, 40.0), (220.0, 60.0), 3.0), Band((60.0, 140.0), (72.0, 140.0), 8.0)))
+    photo = photograph(wall, tilt=0.3)
+    plane = find_plane(grey(photo), MarkerSpec(wall.marker_side_mm))
+    mask = fattened(photo.mask, 4)
+    assert shifted(mask, 2).sum() > mask.sum() > shifted(mask, -2).sum()
+    longest = width_drift(mask, photo.image, (-2, 2, 4), plane=plane, longest=True)
+    both = width_drift(mask, photo.image, (-2, 2, 4), plane=plane)
+    assert set(longest) == {0, -2, 2, 4}
+    for px, (visible, mask_width) in longest.items():
+        assert visible == pytest.approx(3.0, abs=width_tol(3.0)), px
+        assert mask_width > visible  # the grown mask is wider than the band it covers
+    # The short wide band counts in the photo's mean (by its length), not in the longest defect's.
+    assert 3.0 + width_tol(3.0) < both[0][0] < 8.0
 
 
 def _scene_files(tmp_path: Path, tilt: float = 0.55) -> tuple[Path, Path, object]:

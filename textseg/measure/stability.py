@@ -20,10 +20,16 @@ def shifted(mask: np.ndarray, px: int) -> np.ndarray:
     return (cv2.dilate if px > 0 else cv2.erode)(np.asarray(mask, np.uint8), kernel) > 0
 
 
-def mean_widths(mask: np.ndarray, photo: np.ndarray, plane: Plane | None = None) -> tuple[float | None, float | None]:
+def mean_widths(
+    mask: np.ndarray, photo: np.ndarray, plane: Plane | None = None, longest: bool = False
+) -> tuple[float | None, float | None]:
     """The length-weighted mean visible width of a mask's defects (None: no valley seen) and that of the mask
-    itself, over the same defects; in the plane's units."""
-    defects = [d for d in measure_mask(mask, photo=photo, plane=plane) if d.visible_width is not None]
+    itself, over the same defects; in the plane's units. longest: of the longest defect alone (the main crack),
+    which a grown or shrunk mask keeps while small pieces beside it appear, merge or vanish."""
+    defects = measure_mask(mask, photo=photo, plane=plane)
+    if longest and defects:
+        defects = [max(defects, key=lambda d: d.length_px)]
+    defects = [d for d in defects if d.visible_width is not None]
     if not defects:
         return None, None
     lengths = np.array([d.length_px for d in defects])
@@ -33,11 +39,13 @@ def mean_widths(mask: np.ndarray, photo: np.ndarray, plane: Plane | None = None)
 
 
 def width_drift(
-    mask: np.ndarray, photo: np.ndarray, shifts: Sequence[int] = (-4, -2, 2, 4), plane: Plane | None = None
+    mask: np.ndarray, photo: np.ndarray, shifts: Sequence[int] = (-4, -2, 2, 4), plane: Plane | None = None,
+    longest: bool = False,
 ) -> dict[int, tuple[float | None, float | None]]:
-    """{shift: (visible width, mask width)} for the mask as it is (shift 0) and grown or shrunk by each shift."""
-    out = {0: mean_widths(mask, photo, plane)}
+    """{shift: (visible width, mask width)} for the mask as it is (shift 0) and grown or shrunk by each shift;
+    longest: of the longest defect only (mean_widths)."""
+    out = {0: mean_widths(mask, photo, plane, longest)}
     for px in shifts:
         moved = shifted(mask, px)
-        out[px] = mean_widths(moved, photo, plane) if moved.any() else (None, None)
+        out[px] = mean_widths(moved, photo, plane, longest) if moved.any() else (None, None)
     return out
