@@ -65,19 +65,12 @@ def output_path(image: Path, out_dir: Path, kind: str) -> Path:
     return Path(out_dir) / f"{Path(image).stem}{OUTPUTS[kind]}"
 
 
-def output_paths(image: Path, out_dir: Path) -> tuple[Path, Path]:
-    """`textseg predict`'s mask and overlay paths for an input image."""
-    return output_path(image, out_dir, "mask"), output_path(image, out_dir, "overlay")
-
-
-
-
 def write_prediction(
     pred: Prediction, rgb: np.ndarray, image: Path, out_dir: Path, with_overlay: bool = True
 ) -> tuple[Path, Path | None]:
     """Write the mask PNG and, `with_overlay`, the overlay JPEG, atomically; if the second write fails, the first is
     removed. Returns both paths (None for an overlay not written)."""
-    mask_path, overlay_path = output_paths(image, out_dir)
+    mask_path, overlay_path = output_path(image, out_dir, "mask"), output_path(image, out_dir, "overlay")
     if not with_overlay:
         save_mask(pred.mask, mask_path)
         return mask_path, None

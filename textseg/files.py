@@ -28,13 +28,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-
 def save_json(data: Any, path: str | Path, indent: int = 2) -> Path:
     """Write data as JSON (values JSON lacks, such as paths, as strings), atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=indent, default=str) + "\n")
     return Path(path)
-
 
 
 def file_hash(path: str | Path, algorithm: str = "sha256") -> str:

@@ -31,6 +31,7 @@ from textseg.files import atomic_path, save_json
 from textseg.drawing import labelled_overlay
 from textseg.measure import (WIDTH_CLASSES, Defect, MarkerSpec, Plane, check_binary, check_mm_per_px, find_plane,
                              measure_mask, summarize)
+from textseg.measure.defects import GAP_PX, MIN_AREA_PX
 from textseg.measure.plane import hide_marker, marker_region
 from textseg.predictor import Prediction, Segmenter, Tiling
 from textseg.progress import progress_bar
@@ -43,8 +44,7 @@ REPORT = "report.json"
 TABLE = "defects.csv"
 SUMMARY = "summary.png"
 MAX_LABELS = 25  # an overlay with more size labels than this is unreadable; the table has them all
-MIN_AREA_PX = 16  # the smallest defect kept by default: a few pixels are noise, not a crack
-MIN_AREA_SHARE = 100_000  # ... and one pixel per this many of the photo's (40 px at 4 MP, 120 px at 12 MP)
+MIN_AREA_SHARE = 100_000  # the smallest defect kept by default: MIN_AREA_PX, and one pixel per this many of the photo's (40 px at 4 MP, 120 px at 12 MP)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class MeasureSettings:
     noise floor, width classes, overlay size."""
 
     mm_per_px: float | None = None
-    gap_px: int = 2
+    gap_px: int = GAP_PX
     min_area_px: int | None = None  # None: by the photo's size (min_area)
     width_classes: tuple[tuple[str, float], ...] = WIDTH_CLASSES
     overlay_max_side: int = 2048

@@ -57,9 +57,8 @@ def _parse_thresholds(text: str) -> list[float]:
 
 def _cli_roots(args: argparse.Namespace, segmenter: Segmenter) -> dict[str, Path]:
     """Roots from --data/--cracks-path/--drywall-path, or else the checkpoint's own data config."""
-    specs = getattr(args, "data", None)
-    if specs or getattr(args, "cracks_path", None) or getattr(args, "drywall_path", None):
-        return parse_data_specs(specs, getattr(args, "cracks_path", None), getattr(args, "drywall_path", None))
+    if args.data or args.cracks_path or args.drywall_path:
+        return parse_data_specs(args.data, args.cracks_path, args.drywall_path)
     if not segmenter.data_cfg.roots:
         raise ValueError(f"{args.ckpt}: no --data given and the checkpoint records no dataset roots; give --data CLASS=ROOT")
     logger.info("no --data given: using the checkpoint's roots %s", segmenter.data_cfg.roots)

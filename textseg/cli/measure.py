@@ -10,8 +10,9 @@ import numpy as np
 
 from textseg import CLASSES
 from textseg.batch_io import check_output_stems, mask_inputs, unreadable_error
-from textseg.inspection import REPORT, InspectionReport, MeasureSettings, measure_masks, photos_for
+from textseg.inspection import MIN_AREA_SHARE, REPORT, InspectionReport, MeasureSettings, measure_masks, photos_for
 from textseg.measure import DEFAULT_DICTIONARY, WIDTH_CLASSES, MarkerSpec, parse_width_classes
+from textseg.measure.defects import MIN_AREA_PX
 from textseg.prompts import normalise_class
 
 
@@ -30,7 +31,7 @@ def add_measure_arguments(parser: argparse.ArgumentParser) -> None:
                              "the mask's sizes only")
     parser.add_argument("--gap", type=int, default=d.gap_px, help=f"join parts of one defect broken by gaps up to this many pixels (default {d.gap_px})")
     parser.add_argument("--min-area", type=int, default=None,
-                        help="ignore specks of fewer pixels (default: 1 px per 100,000 of the photo's, at least 16)")
+                        help=f"ignore specks of fewer pixels (default: 1 px per {MIN_AREA_SHARE:,} of the photo's, at least {MIN_AREA_PX})")
     parser.add_argument("--width-classes", nargs="+", default=None, metavar="NAME=MM",
                         help="crack width classes by upper bound in mm, the last without one (default "
                              + " ".join(f"{n}={b:g}" if np.isfinite(b) else n for n, b in WIDTH_CLASSES) + ")")
@@ -39,6 +40,7 @@ def add_measure_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> MeasureSettings:
+    """The measuring settings of parsed add_measure_arguments options."""
     classes = parse_width_classes(args.width_classes) if args.width_classes else WIDTH_CLASSES
     marker = MarkerSpec(args.marker, args.marker_dict) if args.marker is not None else None
     return MeasureSettings(args.mm_per_px, args.gap, args.min_area, classes, args.overlay_max_side, marker, args.visible)

@@ -481,8 +481,3 @@ def _set_lr(optimizer: torch.optim.Optimizer, train_cfg: TrainConfig, epoch: int
     progress = run_progress(epoch, train_cfg.epochs, elapsed_s, train_cfg.max_minutes)
     for group in optimizer.param_groups:
         group["lr"] = train_cfg.lr * group.get("lr_scale", 1.0) * lr_factor(train_cfg.lr_schedule, progress)
-
-
-
-
-# ---- command line -----------------------------------------------------------------------------

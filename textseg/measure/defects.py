@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 WIDTH_CLASSES: tuple[tuple[str, float], ...] = (("hairline", 0.1), ("fine", 1.0), ("medium", 2.0), ("wide", math.inf))
 """Crack width classes as (name, upper bound in mm); a width takes the first class whose bound it does not exceed."""
 
+GAP_PX = 2  # parts of one defect up to 2 * GAP_PX background pixels apart count once (noise breaks a crack)
+MIN_AREA_PX = 16  # the smallest defect kept by default: a few pixels are noise, not a crack
 _RAY_STEP_PX = 0.1  # sampling step when following a centre line's end out to the mask's edge
 _MEDIAN_PX = 5  # running median along the centre line before taking the max width: ignores 1-2 px bumps
 _VISIBLE_SHARE = 0.25  # a visible width needs a valley seen on at least this share of the centre line...
@@ -208,7 +210,7 @@ def summarize(
 
 
 def measure_mask(
-    mask: np.ndarray, cls: str = "crack", gap_px: int = 2, min_area_px: int = 16, plane: Plane | None = None,
+    mask: np.ndarray, cls: str = "crack", gap_px: int = GAP_PX, min_area_px: int = MIN_AREA_PX, plane: Plane | None = None,
     photo: np.ndarray | None = None, keep_profiles: bool = False,
 ) -> list[Defect]:
     """Measure every separate defect in a binary mask, largest area first.
